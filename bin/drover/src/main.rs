@@ -1,0 +1,128 @@
+//! `drover`: one binary, many roles. `main` parses the command line, builds the runtime
+//! the command needs, runs it, and drains on SIGTERM/SIGINT.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use drover_apiserver::{ApiServer, Cidr, Config};
+
+#[derive(Parser)]
+#[command(name = "drover", version, about = "Drover: a whole cloud-native platform in one binary")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the control plane (API server on the embedded datastore) and, later, a local node.
+    Server(ServerArgs),
+}
+
+#[derive(Args)]
+struct ServerArgs {
+    /// Directory for the datastore, keys and kubeconfig.
+    #[arg(long, default_value = "/var/lib/drover", env = "DROVER_DATA_DIR")]
+    data_dir: PathBuf,
+    /// Address the API server listens on.
+    #[arg(long, default_value = "127.0.0.1")]
+    bind_address: IpAddr,
+    /// HTTPS port of the API server.
+    #[arg(long, default_value_t = 6443)]
+    https_listen_port: u16,
+    /// Extra hostname or IP for the serving certificate (repeatable).
+    #[arg(long = "tls-san")]
+    tls_san: Vec<String>,
+    /// Do not run the local node agent (no effect until the agent exists).
+    #[arg(long)]
+    disable_agent: bool,
+    /// Service ClusterIP range.
+    #[arg(long, default_value = "10.43.0.0/16")]
+    service_cidr: Cidr,
+    /// Pod address range.
+    #[arg(long, default_value = "10.42.0.0/16")]
+    cluster_cidr: Cidr,
+    /// Shared secret that encrypts the cluster identity in the datastore (servers of one
+    /// cluster share it). Generated into <data-dir>/token when absent.
+    #[arg(long, env = "DROVER_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// How long Events are kept (e.g. 1h, 30m, 90s).
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    event_ttl: Duration,
+    /// Requests served at once before answering 429 Too Many Requests.
+    #[arg(long, default_value_t = 400)]
+    max_requests_inflight: usize,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num.parse().map_err(|_| format!("{s:?} is not a duration (e.g. 1h, 30m, 90s)"))?;
+    let secs = match unit {
+        "h" => n * 3600,
+        "m" => n * 60,
+        "s" | "" => n,
+        other => return Err(format!("unknown unit {other:?} in {s:?}: use h, m or s")),
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("DROVER_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.command {
+        Command::Server(args) => run_server(args),
+    }
+}
+
+fn run_server(args: ServerArgs) -> ExitCode {
+    let mut config = Config::new(args.data_dir);
+    config.bind_address = args.bind_address;
+    config.https_port = args.https_listen_port;
+    config.tls_sans = args.tls_san;
+    config.disable_agent = args.disable_agent;
+    config.service_cidr = args.service_cidr;
+    config.cluster_cidr = args.cluster_cidr;
+    config.token = args.token;
+    config.event_ttl = args.event_ttl;
+    config.max_in_flight = args.max_requests_inflight;
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("drover: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let server = match ApiServer::start(config).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("drover: {e:#}");
+                return ExitCode::FAILURE;
+            }
+        };
+        println!("drover: API server listening on https://{}", server.local_addr());
+        println!("drover: kubeconfig written to {}", server.kubeconfig_path().display());
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        server.shutdown().await;
+        ExitCode::SUCCESS
+    })
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

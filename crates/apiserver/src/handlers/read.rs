@@ -1,0 +1,316 @@
+//! get, list, and the object/list/Table response forms; OpenAPI documents.
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use drover_core::selector::{FieldSelector, Selector};
+use drover_store::{RangeRequest, Revision, Store, prefix_end};
+use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
+use serde_json::{Map, Value, json};
+
+use super::{Ctx, convert, fields};
+use crate::body::Body;
+use crate::negotiate::{self, Encoding, Output};
+use crate::objects::{decode_stored, parse_rv};
+use crate::route::Route;
+use crate::state::State;
+use crate::status::{ApiError, ApiResult};
+
+/// Label and field selection for lists and watches.
+pub(crate) struct Selection {
+    pub(crate) labels: Option<Selector>,
+    pub(crate) fields: Option<FieldSelector>,
+}
+
+impl Selection {
+    pub(crate) fn from_query(ctx: &Ctx<'_>) -> ApiResult<Selection> {
+        let labels = match ctx.query.get("labelSelector").filter(|s| !s.trim().is_empty()) {
+            Some(s) => Some(s.parse::<Selector>().map_err(|e| ApiError::BadRequest(format!("unable to parse requirement: {e}")))?),
+            None => None,
+        };
+        let fields = match ctx.query.get("fieldSelector").filter(|s| !s.trim().is_empty()) {
+            Some(s) => {
+                let sel = FieldSelector::parse(s).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+                let supported = fields::supported(&ctx.res.gv.group, &ctx.res.kind);
+                for req in sel.requirements() {
+                    let f = req.field.as_str();
+                    if f != "metadata.name" && f != "metadata.namespace" && !supported.contains(&f) {
+                        return Err(ApiError::BadRequest(format!("field label not supported: {f}")));
+                    }
+                }
+                Some(sel)
+            }
+            None => None,
+        };
+        Ok(Selection { labels, fields })
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.labels.is_none() && self.fields.is_none()
+    }
+
+    /// True when the (storage-form) object matches.
+    pub(crate) fn matches(&self, obj: &Value) -> bool {
+        if let Some(l) = &self.labels {
+            let labels = obj.pointer("/metadata/labels").unwrap_or(&Value::Null);
+            if !l.matches(labels) {
+                return false;
+            }
+        }
+        if let Some(f) = &self.fields {
+            let values: Vec<(String, Option<String>)> =
+                f.requirements().iter().map(|r| (r.field.clone(), fields::value(obj, &r.field))).collect();
+            return f.matches(|path| values.iter().find(|(p, _)| p == path).and_then(|(_, v)| v.as_deref()));
+        }
+        true
+    }
+}
+
+/// GET of one object (also `/status`).
+pub(crate) async fn get(ctx: Ctx<'_>) -> ApiResult<Response<Body>> {
+    let storage = ctx.storage_res();
+    let obj = if ctx.query.get("resourceVersion") == Some("0") {
+        let key = storage.key(ctx.ns(), ctx.name());
+        ctx.state.cache.get(&key).map(|e| decode_stored(&e.value, e.mod_revision)).transpose()?
+    } else {
+        ctx.state.objects.get(&storage, ctx.ns(), ctx.name()).await?.map(|(o, _)| o)
+    };
+    let obj = obj.ok_or_else(|| ApiError::NotFound(ctx.target()))?;
+    let obj = convert::from_storage(&ctx.res, obj);
+    respond_objects(&ctx, StatusCode::OK, vec![obj], None)
+}
+
+/// A position in a paginated list.
+struct ContinueToken {
+    revision: Revision,
+    /// The last key returned.
+    after: String,
+}
+
+fn encode_continue(revision: Revision, after: &str) -> String {
+    B64.encode(json!({"v": "meta.k8s.io/v1", "rv": revision, "start": after}).to_string())
+}
+
+fn decode_continue(token: &str) -> ApiResult<ContinueToken> {
+    let bad = || ApiError::BadRequest("invalid value for continue: the continue token is malformed; restart the list without it".into());
+    let raw = B64.decode(token.trim_end_matches('=')).map_err(|_| bad())?;
+    let v: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
+    let revision = v["rv"].as_i64().ok_or_else(bad)?;
+    let after = v["start"].as_str().ok_or_else(bad)?.to_owned();
+    Ok(ContinueToken { revision, after })
+}
+
+/// The key prefix a request lists: one namespace or all.
+pub(crate) fn list_prefix(ctx: &Ctx<'_>) -> String {
+    let storage = ctx.storage_res();
+    match ctx.ns() {
+        Some(ns) => format!("{}{ns}/", storage.key_prefix()),
+        None => storage.key_prefix(),
+    }
+}
+
+/// LIST.
+pub(crate) async fn list(ctx: Ctx<'_>) -> ApiResult<Response<Body>> {
+    let selection = Selection::from_query(&ctx)?;
+    let limit: usize = match ctx.query.get("limit").filter(|l| !l.is_empty()) {
+        Some(l) => l.parse().map_err(|_| ApiError::BadRequest(format!("invalid limit {l:?}: must be a non-negative integer")))?,
+        None => 0,
+    };
+    let prefix = list_prefix(&ctx);
+    let rv = ctx.query.get("resourceVersion").filter(|r| !r.is_empty());
+    let rv_match = ctx.query.get("resourceVersionMatch").filter(|r| !r.is_empty());
+    let token = ctx.query.get("continue").filter(|c| !c.is_empty());
+    if token.is_some() && rv.is_some_and(|r| r != "0") {
+        return Err(ApiError::BadRequest("specifying resource version is not allowed when using continue".into()));
+    }
+    if rv_match.is_some() && rv.is_none() {
+        return Err(ApiError::BadRequest(
+            "resourceVersionMatch is forbidden unless resourceVersion is provided".into(),
+        ));
+    }
+
+    let mut items = Vec::new();
+    let mut next: Option<String> = None;
+    let revision;
+    if let Some(token) = token {
+        let t = decode_continue(token)?;
+        revision = t.revision;
+        next = from_store(&ctx, &prefix, Some(&t.after), t.revision, &selection, limit, &mut items).await?;
+    } else if rv_match == Some("Exact") {
+        let r = parse_rv(rv.unwrap_or("0"))?;
+        revision = r;
+        next = from_store(&ctx, &prefix, None, r, &selection, limit, &mut items).await?;
+    } else {
+        // Served from the watch cache: "0" = any state; N = at least N; unset = the latest.
+        match rv {
+            Some("0") => {}
+            Some(r) => ctx.state.cache.wait_for(parse_rv(r)?).await?,
+            None => {
+                let current = ctx.state.store.current_revision().await?;
+                ctx.state.cache.wait_for(current).await?;
+            }
+        }
+        let snap = ctx.state.cache.snapshot(&prefix, None);
+        revision = snap.revision;
+        let mut last_key = None;
+        for (key, entry) in snap.items {
+            let obj = decode_stored(&entry.value, entry.mod_revision)?;
+            if !selection.matches(&obj) {
+                continue;
+            }
+            if limit > 0 && items.len() == limit {
+                next = last_key.map(|k: Arc<str>| encode_continue(revision, &k));
+                break;
+            }
+            items.push(obj);
+            last_key = Some(key);
+        }
+    }
+    let items: Vec<Value> = items.into_iter().map(|o| convert::from_storage(&ctx.res, o)).collect();
+    let mut list_meta = json!({"resourceVersion": revision.to_string()});
+    if let Some(c) = next {
+        list_meta["continue"] = c.into();
+    }
+    respond_objects(&ctx, StatusCode::OK, items, Some(list_meta))
+}
+
+/// Reads a page from the store at a revision (continuations and exact reads).
+async fn from_store(
+    ctx: &Ctx<'_>,
+    prefix: &str,
+    after: Option<&str>,
+    revision: Revision,
+    selection: &Selection,
+    limit: usize,
+    items: &mut Vec<Value>,
+) -> ApiResult<Option<String>> {
+    let mut start = match after {
+        Some(k) => format!("{k}\0"),
+        None => prefix.to_owned(),
+    };
+    loop {
+        let page = ctx
+            .state
+            .store
+            .range(RangeRequest { start: start.clone(), end: prefix_end(prefix), limit: 500, revision })
+            .await
+            .map_err(|e| match e {
+                drover_store::Error::Compacted { .. } => ApiError::Gone(
+                    "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter."
+                        .into(),
+                ),
+                other => other.into(),
+            })?;
+        let mut last = None;
+        for kv in &page.kvs {
+            let obj = decode_stored(&kv.value, kv.mod_revision)?;
+            if selection.matches(&obj) {
+                if limit > 0 && items.len() == limit {
+                    return Ok(last.map(|k: &str| encode_continue(revision, k)).or_else(|| {
+                        after.map(|a| encode_continue(revision, a))
+                    }));
+                }
+                items.push(obj);
+            }
+            last = Some(kv.key.as_str());
+        }
+        if !page.more {
+            return Ok(None);
+        }
+        start = format!("{}\0", page.kvs.last().map(|kv| kv.key.as_str()).unwrap_or(prefix));
+    }
+}
+
+/// Renders objects (one object when `list_meta` is `None`, else a list) in the negotiated form.
+pub(crate) fn respond_objects(
+    ctx: &Ctx<'_>,
+    code: StatusCode,
+    items: Vec<Value>,
+    list_meta: Option<Value>,
+) -> ApiResult<Response<Body>> {
+    let output = negotiate::choose_output(ctx.accept(), true)?;
+    let value = match output {
+        Output::Table { v1beta1 } => {
+            let include = ctx.query.get("includeObject").unwrap_or("Metadata");
+            super::write::table(ctx, &items, list_meta.clone().unwrap_or_else(|| json!({})), include, v1beta1)
+        }
+        Output::Metadata { v1beta1 } => {
+            let api = if v1beta1 { "meta.k8s.io/v1beta1" } else { "meta.k8s.io/v1" };
+            let partial: Vec<Value> = items.iter().map(|o| partial_metadata(o, api)).collect();
+            match list_meta {
+                Some(meta) => json!({"kind": "PartialObjectMetadataList", "apiVersion": api, "metadata": meta, "items": partial}),
+                None => partial.into_iter().next().unwrap_or(Value::Null),
+            }
+        }
+        Output::Object(_) => match list_meta {
+            Some(meta) => json!({
+                "kind": format!("{}List", ctx.res.kind),
+                "apiVersion": ctx.res.api_version(),
+                "metadata": meta,
+                "items": items,
+            }),
+            None => items.into_iter().next().unwrap_or(Value::Null),
+        },
+    };
+    let enc = match output {
+        Output::Object(e) => e,
+        _ => Encoding::Json,
+    };
+    let (bytes, ct) = negotiate::encode(&value, enc);
+    let mut r = Response::new(Body::full(bytes));
+    *r.status_mut() = code;
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+    Ok(r)
+}
+
+/// The `PartialObjectMetadata` form of an object.
+pub(crate) fn partial_metadata(obj: &Value, api_version: &str) -> Value {
+    json!({
+        "kind": "PartialObjectMetadata",
+        "apiVersion": api_version,
+        "metadata": obj.get("metadata").cloned().unwrap_or_else(|| Value::Object(Map::new())),
+    })
+}
+
+/// `/openapi/v3` (index), `/openapi/v3/<gv>`, `/openapi/v2` (not served: kubectl only falls
+/// back to it when v3 is incomplete).
+pub(crate) fn openapi(state: &State, route: &Route, headers: &HeaderMap) -> Response<Body> {
+    match route {
+        Route::OpenApiV3Index => {
+            let docs = drover_schema::builtin_docs();
+            let index = drover_schema::v3_index(docs.iter().map(|d| d.as_ref()));
+            crate::json_response(StatusCode::OK, &index)
+        }
+        Route::OpenApiV3 { group, version } => {
+            let gv = drover_core::registry::GroupVersion { group: group.clone().into(), version: version.clone().into() };
+            let _ = state;
+            match drover_schema::builtin_doc(&gv) {
+                Some(doc) => {
+                    let etag = format!("\"{}\"", doc.hash);
+                    let inm = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok());
+                    let mut r = if inm == Some(etag.as_str()) {
+                        let mut r = Response::new(Body::empty());
+                        *r.status_mut() = StatusCode::NOT_MODIFIED;
+                        r
+                    } else {
+                        let mut r = Response::new(Body::full(bytes::Bytes::copy_from_slice(&doc.body)));
+                        r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                        r
+                    };
+                    r.headers_mut().insert(header::ETAG, HeaderValue::from_str(&etag).expect("hex"));
+                    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, immutable"));
+                    r
+                }
+                None => crate::error_response(&ApiError::NotFoundMessage("the server could not find the requested resource".into())),
+            }
+        }
+        _ => {
+            let mut r = crate::error_response(&ApiError::NotAcceptable(
+                "/openapi/v2 is not served: use /openapi/v3".into(),
+            ));
+            *r.status_mut() = StatusCode::NOT_ACCEPTABLE;
+            r
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! Virtual (create-only) resources: token and access reviews, TokenRequest, and the
+//! service-account token issuer (ES256 JWTs, published at `/openid/v1/jwks`).
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use http::{Response, StatusCode};
+use ring::signature::{self, EcdsaKeyPair, KeyPair as _};
+use serde_json::{Value, json};
+
+use super::{Ctx, respond};
+use crate::auth::User;
+use crate::body::Body;
+use crate::meta::{self, meta_str};
+use crate::negotiate;
+use crate::route::Route;
+use crate::state::State;
+use crate::status::{ApiError, ApiResult};
+
+const ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
+
+fn signing_key(state: &State) -> ApiResult<EcdsaKeyPair> {
+    let der = rustls_pemfile::private_key(&mut state.identity.sa_key_pem.as_bytes())
+        .ok()
+        .flatten()
+        .ok_or_else(|| ApiError::Internal("the service-account signing key is unreadable".into()))?;
+    EcdsaKeyPair::from_pkcs8(
+        &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+        der.secret_der(),
+        &ring::rand::SystemRandom::new(),
+    )
+    .map_err(|e| ApiError::Internal(format!("the service-account signing key is invalid: {e}")))
+}
+
+fn key_id(public: &[u8]) -> String {
+    use sha2::Digest as _;
+    B64URL.encode(sha2::Sha256::digest(public))
+}
+
+/// Issues a signed token.
+fn sign(state: &State, claims: &Value) -> ApiResult<String> {
+    let key = signing_key(state)?;
+    let header = json!({"alg": "ES256", "kid": key_id(key.public_key().as_ref())});
+    let signing_input = format!(
+        "{}.{}",
+        B64URL.encode(header.to_string()),
+        B64URL.encode(claims.to_string())
+    );
+    let sig = key
+        .sign(&ring::rand::SystemRandom::new(), signing_input.as_bytes())
+        .map_err(|_| ApiError::Internal("signing the token failed".into()))?;
+    Ok(format!("{signing_input}.{}", B64URL.encode(sig.as_ref())))
+}
+
+/// Verifies a token issued by [`sign`] and returns its user.
+pub(crate) fn verify_token(state: &State, token: &str) -> Result<User, String> {
+    let key = signing_key(state).map_err(|e| format!("{e:?}"))?;
+    let mut parts = token.split('.');
+    let (Some(h), Some(c), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        return Err("not a JWT".into());
+    };
+    let sig = B64URL.decode(s).map_err(|_| "bad signature encoding")?;
+    signature::UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, key.public_key().as_ref())
+        .verify(format!("{h}.{c}").as_bytes(), &sig)
+        .map_err(|_| "invalid signature")?;
+    let claims: Value = serde_json::from_slice(&B64URL.decode(c).map_err(|_| "bad claims encoding")?)
+        .map_err(|_| "bad claims")?;
+    let now = meta::now_secs();
+    if claims["exp"].as_i64().is_some_and(|exp| exp < now) {
+        return Err("token has expired".into());
+    }
+    if claims["iss"] != ISSUER {
+        return Err("wrong issuer".into());
+    }
+    let ns = claims["kubernetes.io"]["namespace"].as_str().unwrap_or("").to_owned();
+    let sa = claims["kubernetes.io"]["serviceaccount"]["name"].as_str().unwrap_or("").to_owned();
+    if ns.is_empty() || sa.is_empty() {
+        return Err("not a service-account token".into());
+    }
+    Ok(User {
+        name: format!("system:serviceaccount:{ns}:{sa}"),
+        groups: vec![
+            "system:serviceaccounts".into(),
+            format!("system:serviceaccounts:{ns}"),
+            "system:authenticated".into(),
+        ],
+        uid: claims["kubernetes.io"]["serviceaccount"]["uid"].as_str().unwrap_or("").to_owned(),
+        extra: Vec::new(),
+    })
+}
+
+fn user_info(user: &User) -> Value {
+    let mut u = json!({"username": user.name, "groups": user.groups});
+    if !user.uid.is_empty() {
+        u["uid"] = user.uid.clone().into();
+    }
+    u
+}
+
+/// Answers what the authorizer decides. Only `system:masters` is authorized for now (RBAC
+/// evaluation is not built yet), and the reviews say so honestly.
+fn decide(groups: &[String]) -> Value {
+    if groups.iter().any(|g| g == "system:masters") {
+        json!({"allowed": true, "reason": "member of system:masters"})
+    } else {
+        json!({"allowed": false, "reason": "RBAC is not enforced by this server yet; only system:masters is authorized"})
+    }
+}
+
+/// POST of a review kind.
+pub(crate) async fn create(ctx: Ctx<'_>) -> ApiResult<Response<Body>> {
+    let mut obj = negotiate::decode_object(ctx.content_type(), &ctx.body)?;
+    obj["apiVersion"] = ctx.res.api_version().into();
+    obj["kind"] = ctx.res.kind.to_string().into();
+    match ctx.res.kind.as_ref() {
+        "SelfSubjectReview" => {
+            obj["status"] = json!({"userInfo": user_info(ctx.user)});
+        }
+        "TokenReview" => {
+            let token = obj.pointer("/spec/token").and_then(Value::as_str).unwrap_or("").to_owned();
+            obj["status"] = match verify_token(ctx.state, &token) {
+                Ok(u) => json!({"authenticated": true, "user": user_info(&u), "audiences": obj.pointer("/spec/audiences").cloned().unwrap_or(json!([]))}),
+                Err(e) => json!({"authenticated": false, "error": e}),
+            };
+        }
+        "SelfSubjectAccessReview" | "SelfSubjectRulesReview" => {
+            let mut d = decide(&ctx.user.groups);
+            if ctx.res.kind == "SelfSubjectRulesReview" {
+                d = if ctx.user.is_master() {
+                    json!({"resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
+                           "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}], "incomplete": false})
+                } else {
+                    json!({"resourceRules": [], "nonResourceRules": [], "incomplete": true, "evaluationError": "RBAC is not enforced by this server yet"})
+                };
+            }
+            obj["status"] = d;
+        }
+        "SubjectAccessReview" | "LocalSubjectAccessReview" => {
+            let groups: Vec<String> = obj
+                .pointer("/spec/groups")
+                .and_then(Value::as_array)
+                .map(|g| g.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect())
+                .unwrap_or_default();
+            obj["status"] = decide(&groups);
+        }
+        other => return Err(ApiError::MethodNotAllowed(format!("{other} cannot be created"))),
+    }
+    if obj.get("metadata").is_none() {
+        obj["metadata"] = json!({});
+    }
+    obj["metadata"]["creationTimestamp"] = Value::Null;
+    respond(&ctx, StatusCode::CREATED, &obj)
+}
+
+/// POST `serviceaccounts/NAME/token` (`kubectl create token`).
+pub(crate) async fn token_request(ctx: Ctx<'_>) -> ApiResult<Response<Body>> {
+    let mut req = if ctx.body.is_empty() { json!({}) } else { negotiate::decode_object(ctx.content_type(), &ctx.body)? };
+    let ns = ctx.ns().unwrap_or("default").to_owned();
+    let name = ctx.name().to_owned();
+    let sa_res = ctx.storage_res();
+    let (sa, _) = ctx.state.objects.get(&sa_res, Some(&ns), &name).await?.ok_or_else(|| ApiError::NotFound(ctx.target()))?;
+    let expiration = req.pointer("/spec/expirationSeconds").and_then(Value::as_i64).unwrap_or(3600);
+    if expiration < 600 {
+        return Err(ApiError::Invalid {
+            target: ctx.target(),
+            kind: "TokenRequest".into(),
+            causes: vec![crate::status::Cause::invalid("spec.expirationSeconds", &json!(expiration), "may not specify a duration less than 10 minutes")],
+        });
+    }
+    let audiences = req
+        .pointer("/spec/audiences")
+        .and_then(Value::as_array)
+        .filter(|a| !a.is_empty())
+        .cloned()
+        .unwrap_or_else(|| vec![json!(ISSUER)]);
+    let now = meta::now_secs();
+    let claims = json!({
+        "aud": audiences,
+        "exp": now + expiration,
+        "iat": now,
+        "nbf": now,
+        "iss": ISSUER,
+        "jti": meta::new_uid(),
+        "sub": format!("system:serviceaccount:{ns}:{name}"),
+        "kubernetes.io": {"namespace": ns, "serviceaccount": {"name": name, "uid": meta_str(&sa, "uid").unwrap_or("")}},
+    });
+    let token = sign(ctx.state, &claims)?;
+    req["apiVersion"] = "authentication.k8s.io/v1".into();
+    req["kind"] = "TokenRequest".into();
+    req["metadata"] = json!({"name": name, "namespace": ns, "creationTimestamp": meta::rfc3339(now)});
+    req["spec"]["audiences"] = Value::Array(audiences);
+    req["spec"]["expirationSeconds"] = json!(expiration);
+    req["status"] = json!({"token": token, "expirationTimestamp": meta::rfc3339(now + expiration)});
+    respond(&ctx, StatusCode::CREATED, &req)
+}
+
+/// The OIDC discovery document and the key set that verifies service-account tokens.
+pub(crate) fn oidc(state: &State, route: &Route) -> Response<Body> {
+    let key = match signing_key(state) {
+        Ok(k) => k,
+        Err(e) => return crate::error_response(&e),
+    };
+    let public = key.public_key().as_ref();
+    let doc = match route {
+        Route::OidcConfig => json!({
+            "issuer": ISSUER,
+            "jwks_uri": format!("https://{}/openid/v1/jwks", state.address),
+            "response_types_supported": ["id_token"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["ES256"],
+        }),
+        _ => json!({"keys": [{
+            "use": "sig", "kty": "EC", "crv": "P-256", "alg": "ES256", "kid": key_id(public),
+            "x": B64URL.encode(&public[1..33]), "y": B64URL.encode(&public[33..65]),
+        }]}),
+    };
+    let mut r = crate::json_response(StatusCode::OK, &doc);
+    if matches!(route, Route::Jwks) {
+        r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/jwk-set+json"));
+    }
+    r
+}

@@ -1,0 +1,76 @@
+//! The shared state every request handler sees.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use drover_core::registry::{self, Resource};
+use drover_store::AnyStore;
+use parking_lot::RwLock;
+
+use crate::cache::Cache;
+use crate::config::Config;
+use crate::identity::Identity;
+use crate::metrics::Metrics;
+use crate::objects::Objects;
+
+/// Shared server state.
+pub(crate) struct State {
+    pub(crate) config: Config,
+    pub(crate) store: Arc<AnyStore>,
+    pub(crate) objects: Objects,
+    pub(crate) cache: Arc<Cache>,
+    pub(crate) identity: Identity,
+    pub(crate) metrics: Metrics,
+    pub(crate) resources: Resources,
+    pub(crate) bootstrapped: AtomicBool,
+    pub(crate) in_flight: Arc<tokio::sync::Semaphore>,
+    pub(crate) shutdown: tokio::sync::watch::Receiver<bool>,
+    pub(crate) started: Instant,
+    /// `host:port` clients use to reach this server.
+    pub(crate) address: String,
+}
+
+/// The served resources: the built-ins plus (later) custom resources.
+pub(crate) struct Resources {
+    all: RwLock<Arc<Vec<Resource>>>,
+}
+
+impl Resources {
+    pub(crate) fn new() -> Resources {
+        Resources { all: RwLock::new(Arc::new(registry::builtin().to_vec())) }
+    }
+
+    /// Every served resource, in discovery order.
+    pub(crate) fn all(&self) -> Arc<Vec<Resource>> {
+        Arc::clone(&self.all.read())
+    }
+
+    /// Finds a resource by group, version and plural.
+    pub(crate) fn find(&self, group: &str, version: &str, plural: &str) -> Option<Resource> {
+        self.all
+            .read()
+            .iter()
+            .find(|r| r.gv.group == group && r.gv.version == version && r.plural == plural)
+            .cloned()
+    }
+
+    /// Finds the storage-version resource of a kind in a group.
+    pub(crate) fn by_kind(&self, group: &str, kind: &str) -> Option<Resource> {
+        let all = self.all.read();
+        all.iter()
+            .find(|r| r.gv.group == group && r.kind == kind && r.is_storage_version())
+            .or_else(|| all.iter().find(|r| r.gv.group == group && r.kind == kind))
+            .cloned()
+    }
+
+    /// True when a group-version is served.
+    pub(crate) fn has_group_version(&self, group: &str, version: &str) -> bool {
+        self.all.read().iter().any(|r| r.gv.group == group && r.gv.version == version)
+    }
+}
+
+/// Resolves once shutdown has begun (holding no lock across awaits).
+pub(crate) async fn shutting_down(rx: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await.map(|_| ());
+}

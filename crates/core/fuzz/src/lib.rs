@@ -1,0 +1,163 @@
+//! Fuzz entry points for `drover-core`'s selector parsers and patch engines.
+//!
+//! The cargo-fuzz targets in `fuzz_targets/` call these, and so does the stable test
+//! `tests/corpus.rs` (which includes this file) over the committed seed corpora. Each
+//! entry point must never panic on any input; the assertions inside are the invariants a
+//! fuzzer should try to break.
+// Included as a private module by tests/corpus.rs, where `pub` items are unreachable.
+#![allow(unreachable_pub)]
+
+#[path = "schema.rs"]
+pub mod schema;
+
+use drover_core::patch::{self, NoSchema};
+use drover_core::selector::{FieldSelector, Selector};
+use serde_json::{Map, Value, json};
+
+/// Label selector string: a parse that succeeds prints a canonical string that parses to
+/// an equal selector and prints the same.
+pub fn label_selector(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(selector) = Selector::parse(text) {
+        let printed = selector.to_string();
+        let reparsed = Selector::parse(&printed)
+            .unwrap_or_else(|e| panic!("{printed:?} (from {text:?}) does not re-parse: {e}"));
+        assert_eq!(reparsed, selector, "{text:?} printed as {printed:?}");
+        assert_eq!(reparsed.to_string(), printed);
+        for labels in sample_labels(&selector) {
+            let _ = selector.matches(&labels);
+        }
+    }
+    if let Ok(structured) = serde_json::from_slice::<Value>(data)
+        && let Ok(selector) = Selector::from_label_selector(&structured)
+    {
+        let printed = selector.to_string();
+        if !selector.is_empty() && !printed.is_empty() {
+            let reparsed = Selector::parse(&printed)
+                .unwrap_or_else(|e| panic!("{printed:?} does not re-parse: {e}"));
+            for labels in sample_labels(&selector) {
+                assert_eq!(
+                    reparsed.matches(&labels),
+                    selector.matches(&labels),
+                    "{printed:?}"
+                );
+            }
+        }
+    }
+}
+
+/// Label sets built from a selector's own keys and values, so matching hits every branch.
+fn sample_labels(selector: &Selector) -> Vec<Map<String, Value>> {
+    let mut sets = vec![Map::new()];
+    let mut all = Map::new();
+    for r in selector.requirements() {
+        for v in r.values() {
+            let mut one = Map::new();
+            one.insert(r.key().to_string(), json!(v));
+            sets.push(one);
+            all.insert(r.key().to_string(), json!(v));
+        }
+        all.entry(r.key().to_string()).or_insert_with(|| json!("7"));
+    }
+    sets.push(all);
+    sets
+}
+
+/// Field selector string: a parse that succeeds prints a string that parses to the same
+/// terms, and both select alike.
+pub fn field_selector(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(selector) = FieldSelector::parse(text) else {
+        return;
+    };
+    let printed = selector.to_string();
+    let reparsed = FieldSelector::parse(&printed)
+        .unwrap_or_else(|e| panic!("{printed:?} (from {text:?}) does not re-parse: {e}"));
+    let sorted = |s: &FieldSelector| {
+        let mut terms: Vec<String> = s.requirements().iter().map(|r| format!("{r:?}")).collect();
+        terms.sort();
+        terms
+    };
+    assert_eq!(
+        sorted(&reparsed),
+        sorted(&selector),
+        "{text:?} printed as {printed:?}"
+    );
+    for r in selector.requirements() {
+        let lookup = |field: &str| (field == r.field).then_some(r.value.as_str());
+        assert_eq!(selector.matches(lookup), reparsed.matches(lookup));
+    }
+    let _ = selector.exact_name();
+    let _ = selector.check_supported(|f| f.starts_with("metadata."));
+}
+
+/// `[target, patch]`: a JSON merge patch is idempotent.
+pub fn merge_patch(data: &[u8]) {
+    let Some((mut target, patch)) = pair(data) else {
+        return;
+    };
+    patch::merge_patch(&mut target, &patch);
+    let once = target.clone();
+    patch::merge_patch(&mut target, &patch);
+    assert_eq!(target, once, "merge patch {patch} is not idempotent");
+}
+
+/// `[target, operations]`: a failing JSON patch leaves the target untouched.
+pub fn json_patch(data: &[u8]) {
+    let Some((mut target, ops)) = pair(data) else {
+        return;
+    };
+    let before = target.clone();
+    if let Err(e) = patch::json_patch(&mut target, &ops) {
+        assert_eq!(target, before, "failed JSON patch ({e}) changed the target");
+        assert!(!e.to_string().is_empty());
+    }
+}
+
+/// `[original, patch]`: strategic merge with a workload schema never panics, returns an
+/// object; without a schema and without directives it equals a JSON merge patch.
+pub fn strategic_merge(data: &[u8]) {
+    let Some((original, patch)) = pair(data) else {
+        return;
+    };
+    let schema = schema::workload();
+    if let Ok(merged) = patch::strategic_merge(&original, &patch, Some(&schema)) {
+        assert!(merged.is_object(), "strategic merge returned {merged}");
+    }
+    let plain = patch::strategic_merge(&original, &patch, None::<&NoSchema>);
+    if patch.is_object() && (original.is_object() || original.is_null()) && !has_dollar_key(&patch)
+    {
+        let mut expected = original.clone();
+        patch::merge_patch(&mut expected, &patch);
+        assert_eq!(
+            plain.ok(),
+            Some(expected),
+            "schemaless strategic merge differs from merge patch"
+        );
+    }
+}
+
+fn has_dollar_key(v: &Value) -> bool {
+    match v {
+        Value::Object(m) => m
+            .iter()
+            .any(|(k, v)| k.starts_with('$') || has_dollar_key(v)),
+        Value::Array(items) => items.iter().any(has_dollar_key),
+        _ => false,
+    }
+}
+
+fn pair(data: &[u8]) -> Option<(Value, Value)> {
+    match serde_json::from_slice::<Value>(data).ok()? {
+        Value::Array(mut items) if items.len() == 2 => {
+            let second = items.pop()?;
+            let first = items.pop()?;
+            Some((first, second))
+        }
+        _ => None,
+    }
+}
