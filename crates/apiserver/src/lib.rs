@@ -14,6 +14,7 @@ mod cache;
 mod config;
 mod discovery;
 mod fieldset;
+mod gc;
 mod handlers;
 mod identity;
 mod meta;
@@ -113,6 +114,7 @@ impl ApiServer {
             .map_err(|e| anyhow::anyhow!("cannot create the bootstrap objects: {}", e.to_status()["message"]))?;
         state.bootstrapped.store(true, Ordering::SeqCst);
         bootstrap::spawn_controllers(Arc::clone(&state));
+        gc::spawn(Arc::clone(&state));
         let grace = state.config.shutdown_grace;
         let serving = tokio::spawn(serve::serve(state, listener, tls, shutdown_rx, grace));
         Ok(ApiServer { addr, kubeconfig, shutdown_tx, serving, store })
