@@ -55,6 +55,12 @@ struct ServerArgs {
     /// Requests served at once before answering 429 Too Many Requests.
     #[arg(long, default_value_t = 400)]
     max_requests_inflight: usize,
+    /// Datastore history kept so watches can resume (e.g. 5m); older history is compacted.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    datastore_history_retention: Duration,
+    /// Most revisions of datastore history kept, whatever their age.
+    #[arg(long, default_value_t = 100_000)]
+    datastore_max_history: u64,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -93,6 +99,8 @@ fn run_server(args: ServerArgs) -> ExitCode {
     config.token = args.token;
     config.event_ttl = args.event_ttl;
     config.max_in_flight = args.max_requests_inflight;
+    config.history_retention = args.datastore_history_retention;
+    config.max_history = args.datastore_max_history;
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

@@ -73,6 +73,10 @@ pub struct Config {
     pub max_in_flight: usize,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace: Duration,
+    /// Datastore history kept for watches to resume (at least this long).
+    pub history_retention: Duration,
+    /// Most revisions of history kept, whatever their age (bounds the database size).
+    pub max_history: u64,
 }
 
 impl Config {
@@ -90,6 +94,8 @@ impl Config {
             event_ttl: Duration::from_secs(3600),
             max_in_flight: 400,
             shutdown_grace: Duration::from_secs(10),
+            history_retention: Duration::from_secs(300),
+            max_history: 100_000,
         }
     }
 

@@ -70,7 +70,10 @@ impl ApiServer {
         make_private_dir(&data_dir)?;
         let db_dir = data_dir.join("db");
         make_private_dir(&db_dir)?;
-        let store = SqliteStore::open(SqliteConfig::new(db_dir.join("state.db")))
+        let mut store_config = SqliteConfig::new(db_dir.join("state.db"));
+        store_config.retention = config.history_retention;
+        store_config.max_history_rows = config.max_history;
+        let store = SqliteStore::open(store_config)
             .with_context(|| format!("cannot open the datastore in {}", db_dir.display()))?;
         let store = Arc::new(AnyStore::from(store));
 
