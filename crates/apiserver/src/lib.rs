@@ -12,6 +12,8 @@ mod body;
 mod bootstrap;
 mod cache;
 mod config;
+mod crd;
+mod custom;
 mod discovery;
 mod fieldset;
 mod gc;
@@ -107,6 +109,8 @@ impl ApiServer {
             metrics: metrics::Metrics::default(),
             resources: state::Resources::new(),
             bootstrapped: false.into(),
+            crds_synced: false.into(),
+            crd_docs: parking_lot::RwLock::new(None),
             shutdown: shutdown_rx.clone(),
             started: Instant::now(),
             address,
@@ -115,7 +119,9 @@ impl ApiServer {
         bootstrap::run(&state)
             .await
             .map_err(|e| anyhow::anyhow!("cannot create the bootstrap objects: {}", e.to_status()["message"]))?;
+        crd::reconcile(&state).await;
         state.bootstrapped.store(true, Ordering::SeqCst);
+        crd::spawn(Arc::clone(&state));
         bootstrap::spawn_controllers(Arc::clone(&state));
         gc::spawn(Arc::clone(&state));
         let grace = state.config.shutdown_grace;
@@ -345,7 +351,7 @@ fn health(state: &State, endpoint: &str, check: Option<&str>, query: &Query) -> 
         checks.push(("etcd", true));
         checks.push(("informer-sync", state.cache.revision() > 0 || ready));
         checks.push(("poststarthook/bootstrap-objects", ready));
-        checks.push(("poststarthook/crd-informer-synced", ready));
+        checks.push(("poststarthook/crd-informer-synced", state.crds_synced.load(Ordering::SeqCst)));
         checks.push(("shutdown", !*state.shutdown.borrow()));
     }
     if let Some(name) = check {

@@ -24,6 +24,10 @@ pub(crate) struct State {
     pub(crate) metrics: Metrics,
     pub(crate) resources: Resources,
     pub(crate) bootstrapped: AtomicBool,
+    /// True once the CRD controller has registered every CRD's resources.
+    pub(crate) crds_synced: AtomicBool,
+    /// OpenAPI documents of custom resource group-versions, rebuilt when CRDs change.
+    pub(crate) crd_docs: RwLock<Option<(u64, Arc<Vec<Arc<drover_schema::GroupVersionDoc>>>)>>,
     pub(crate) in_flight: Arc<tokio::sync::Semaphore>,
     pub(crate) shutdown: tokio::sync::watch::Receiver<bool>,
     pub(crate) started: Instant,
@@ -34,11 +38,31 @@ pub(crate) struct State {
 /// The served resources: the built-ins plus (later) custom resources.
 pub(crate) struct Resources {
     all: RwLock<Arc<Vec<Resource>>>,
+    /// Bumped whenever the custom resources change.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl Resources {
     pub(crate) fn new() -> Resources {
-        Resources { all: RwLock::new(Arc::new(registry::builtin().to_vec())) }
+        Resources { all: RwLock::new(Arc::new(registry::builtin().to_vec())), generation: 0.into() }
+    }
+
+    /// Replaces the custom resources (those CRDs define); returns true if they changed.
+    pub(crate) fn set_custom(&self, custom: Vec<Resource>) -> bool {
+        let mut all: Vec<Resource> = registry::builtin().to_vec();
+        all.extend(custom);
+        let mut cur = self.all.write();
+        if **cur == all {
+            return false;
+        }
+        *cur = Arc::new(all);
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        true
+    }
+
+    /// Changes whenever the custom resources change.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Every served resource, in discovery order.

@@ -8,7 +8,14 @@ use serde_json::Value;
 /// The Table for `items` (one object for GET, many for LIST).
 pub(crate) fn table(res: &Resource, items: &[Value], list_meta: Value, include: &str, v1beta1: bool) -> Value {
     let include = IncludeObject::parse(include).unwrap_or_default();
-    let mut t = table::table(&res.gv.group, &res.kind, items, crate::meta::now_secs(), include, &list_meta);
+    let now = crate::meta::now_secs();
+    let mut t = match &res.custom {
+        Some(c) => match table::CustomPrinter::new(&c.printer_columns) {
+            Ok(p) => p.table(items, now, include, &list_meta),
+            Err(_) => table::CustomPrinter::new(&[]).expect("no columns is valid").table(items, now, include, &list_meta),
+        },
+        None => table::table(&res.gv.group, &res.kind, items, now, include, &list_meta),
+    };
     if v1beta1 {
         t["apiVersion"] = "meta.k8s.io/v1beta1".into();
     }

@@ -140,6 +140,34 @@ pub struct Resource {
     pub storage_version: Cow<'static, str>,
     /// True for the preferred version of the group (listed first in discovery).
     pub preferred: bool,
+    /// For custom resources: what their CustomResourceDefinition says about this version.
+    pub custom: Option<std::sync::Arc<CustomResourceInfo>>,
+}
+
+/// What a CustomResourceDefinition declares for one served version of a custom resource.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CustomResourceInfo {
+    /// The version's `openAPIV3Schema` (`{}` when absent).
+    pub schema: serde_json::Value,
+    /// The version's `additionalPrinterColumns`.
+    pub printer_columns: Vec<serde_json::Value>,
+    /// The scale subresource's paths, when it has one.
+    pub scale: Option<ScalePaths>,
+    /// Extra fields selectable with field selectors (`selectableFields[].jsonPath`).
+    pub selectable_fields: Vec<String>,
+    /// The CRD's name (`<plural>.<group>`).
+    pub crd_name: String,
+}
+
+/// JSON paths of a custom resource's scale subresource (`.spec.replicas` style).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ScalePaths {
+    /// Where the desired replica count lives.
+    pub spec_replicas: String,
+    /// Where the observed replica count lives.
+    pub status_replicas: String,
+    /// Where the label selector string lives, if declared.
+    pub label_selector: Option<String>,
 }
 
 impl Resource {
@@ -721,6 +749,7 @@ fn build(row: &Row) -> Resource {
         storage_group: storage_group.into(),
         storage_version: storage_version.into(),
         preferred,
+        custom: None,
     }
 }
 

@@ -12,6 +12,9 @@ pub(crate) fn to_storage(res: &Resource, obj: Value) -> Value {
     if res.is_storage_version() {
         return obj;
     }
+    if res.custom.is_some() {
+        return with_api_version(obj, &format!("{}/{}", res.storage_group, res.storage_version));
+    }
     match (res.gv.group.as_ref(), res.gv.version.as_ref(), res.kind.as_ref()) {
         ("autoscaling", "v1", "HorizontalPodAutoscaler") => hpa_v1_to_v2(obj),
         ("events.k8s.io", "v1", "Event") => event_v1_to_core(obj),
@@ -24,11 +27,22 @@ pub(crate) fn from_storage(res: &Resource, obj: Value) -> Value {
     if res.is_storage_version() {
         return obj;
     }
+    if res.custom.is_some() {
+        // Conversion strategy None: only apiVersion changes.
+        return with_api_version(obj, &res.api_version());
+    }
     match (res.gv.group.as_ref(), res.gv.version.as_ref(), res.kind.as_ref()) {
         ("autoscaling", "v1", "HorizontalPodAutoscaler") => hpa_v2_to_v1(obj),
         ("events.k8s.io", "v1", "Event") => event_core_to_v1(obj),
         _ => obj,
     }
+}
+
+fn with_api_version(mut obj: Value, api_version: &str) -> Value {
+    if obj.is_object() {
+        obj["apiVersion"] = api_version.into();
+    }
+    obj
 }
 
 fn rename(src: &mut Map<String, Value>, dst: &mut Map<String, Value>, from: &str, to: &str) {

@@ -33,9 +33,10 @@ impl Selection {
             Some(s) => {
                 let sel = FieldSelector::parse(s).map_err(|e| ApiError::BadRequest(e.to_string()))?;
                 let supported = fields::supported(&ctx.res.gv.group, &ctx.res.kind);
+                let custom: &[String] = ctx.res.custom.as_ref().map_or(&[], |c| &c.selectable_fields);
                 for req in sel.requirements() {
                     let f = req.field.as_str();
-                    if f != "metadata.name" && f != "metadata.namespace" && !supported.contains(&f) {
+                    if f != "metadata.name" && f != "metadata.namespace" && !supported.contains(&f) && !custom.iter().any(|c| c == f) {
                         return Err(ApiError::BadRequest(format!("field label not supported: {f}")));
                     }
                 }
@@ -273,19 +274,51 @@ pub(crate) fn partial_metadata(obj: &Value, api_version: &str) -> Value {
     })
 }
 
+/// The OpenAPI documents of the custom resource group-versions (cached until CRDs change).
+fn crd_docs(state: &State) -> Arc<Vec<Arc<drover_schema::GroupVersionDoc>>> {
+    let generation = state.resources.generation();
+    if let Some((g, docs)) = state.crd_docs.read().as_ref() {
+        if *g == generation {
+            return Arc::clone(docs);
+        }
+    }
+    let all = state.resources.all();
+    let mut gvs: Vec<drover_core::registry::GroupVersion> = Vec::new();
+    for r in all.iter().filter(|r| r.custom.is_some()) {
+        if !gvs.contains(&r.gv) {
+            gvs.push(r.gv.clone());
+        }
+    }
+    let docs: Vec<Arc<drover_schema::GroupVersionDoc>> = gvs
+        .iter()
+        .map(|gv| {
+            let rs: Vec<drover_core::registry::Resource> = all.iter().filter(|r| r.gv == *gv && r.custom.is_some()).cloned().collect();
+            let kinds: Vec<drover_schema::CrdKind<'_>> = rs
+                .iter()
+                .map(|r| drover_schema::CrdKind { kind: &r.kind, schema: &r.custom.as_ref().expect("custom").schema })
+                .collect();
+            Arc::new(drover_schema::crd_group_version(gv, &rs, &kinds))
+        })
+        .collect();
+    let docs = Arc::new(docs);
+    *state.crd_docs.write() = Some((generation, Arc::clone(&docs)));
+    docs
+}
+
 /// `/openapi/v3` (index), `/openapi/v3/<gv>`, `/openapi/v2` (not served: kubectl only falls
 /// back to it when v3 is incomplete).
 pub(crate) fn openapi(state: &State, route: &Route, headers: &HeaderMap) -> Response<Body> {
     match route {
         Route::OpenApiV3Index => {
             let docs = drover_schema::builtin_docs();
-            let index = drover_schema::v3_index(docs.iter().map(|d| d.as_ref()));
+            let custom = crd_docs(state);
+            let index = drover_schema::v3_index(docs.iter().chain(custom.iter()).map(|d| d.as_ref()));
             crate::json_response(StatusCode::OK, &index)
         }
         Route::OpenApiV3 { group, version } => {
             let gv = drover_core::registry::GroupVersion { group: group.clone().into(), version: version.clone().into() };
-            let _ = state;
-            match drover_schema::builtin_doc(&gv) {
+            let doc = drover_schema::builtin_doc(&gv).or_else(|| crd_docs(state).iter().find(|d| d.gv == gv).cloned());
+            match doc {
                 Some(doc) => {
                     let etag = format!("\"{}\"", doc.hash);
                     let inm = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok());

@@ -50,6 +50,10 @@ pub(crate) fn supports_strategic_merge(res: &Resource) -> bool {
 
 /// Fields of `obj` its kind's schema does not know (for `fieldValidation`).
 pub(crate) fn unknown_fields(res: &Resource, obj: &Value) -> Vec<String> {
+    if let Some(custom) = &res.custom {
+        let mut probe = obj.clone();
+        return crate::custom::admit(&custom.schema, &mut probe).unknown;
+    }
     match drover_schema::SchemaNode::for_kind(&res.gv.group, &res.gv.version, &res.kind) {
         Some(node) => drover_schema::unknown_fields(node, obj),
         None => Vec::new(),
@@ -86,6 +90,7 @@ pub(crate) async fn prepare_create(state: &Arc<State>, res: &Resource, obj: &mut
             }
             default_pod_spec(obj.pointer_mut("/spec"));
         }
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => crate::crd::prepare(obj, true),
         ("", "Secret") => {
             if obj.get("type").and_then(Value::as_str).is_none_or(str::is_empty) {
                 obj["type"] = "Opaque".into();
@@ -231,6 +236,7 @@ const DATA_LIMIT: usize = 1_048_576;
 
 fn validate_kind(res: &Resource, obj: &Value, old: Option<&Value>, causes: &mut Vec<Cause>) {
     match (res.gv.group.as_ref(), res.kind.as_ref()) {
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => crate::crd::validate(obj, old, causes),
         ("", "ConfigMap" | "Secret") => {
             let mut total = 0usize;
             for field in ["data", "binaryData", "stringData"] {
@@ -576,13 +582,63 @@ pub(crate) fn plan_delete(res: &Resource, cur: Value, opts: &DeleteOptions) -> D
     Decision::Write(obj)
 }
 
-/// The `autoscaling/v1` Scale of an object with `spec.replicas`.
-pub(crate) fn scale_of(obj: &Value) -> Value {
-    let selector = obj
-        .pointer("/spec/selector")
-        .and_then(|s| drover_core::selector::Selector::from_label_selector(s).ok())
-        .map(|s| s.to_string())
-        .unwrap_or_default();
+/// Prunes, defaults and validates a custom resource against its CRD's schema.
+pub(crate) fn admit_custom(res: &Resource, obj: &mut Value) -> ApiResult<()> {
+    let Some(custom) = &res.custom else { return Ok(()) };
+    let a = crate::custom::admit(&custom.schema, obj);
+    if a.causes.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Invalid {
+            target: crate::objects::target(res, meta_str(obj, "name").unwrap_or("")),
+            kind: res.kind.to_string(),
+            causes: a.causes,
+        })
+    }
+}
+
+/// The JSON pointer of a `.a.b` path.
+fn pointer(path: &str) -> String {
+    path.trim_start_matches('.').split('.').fold(String::new(), |acc, p| format!("{acc}/{p}"))
+}
+
+/// Where a resource keeps its replica counts and selector (built-ins: spec.replicas,
+/// status.replicas, spec.selector; custom resources: their CRD's scale paths).
+fn scale_paths(res: &Resource) -> (String, String, Option<String>) {
+    match res.custom.as_ref().and_then(|c| c.scale.clone()) {
+        Some(p) => (pointer(&p.spec_replicas), pointer(&p.status_replicas), p.label_selector.map(|l| pointer(&l))),
+        None => ("/spec/replicas".into(), "/status/replicas".into(), None),
+    }
+}
+
+/// Sets the desired replicas of an object (the scale subresource's write).
+pub(crate) fn set_replicas(res: &Resource, obj: &mut Value, replicas: i64) {
+    let (spec, _, _) = scale_paths(res);
+    let mut cur = obj;
+    let parts: Vec<&str> = spec.trim_start_matches('/').split('/').collect();
+    for (i, p) in parts.iter().enumerate() {
+        if i + 1 == parts.len() {
+            cur[*p] = json!(replicas);
+        } else {
+            if !cur.get(*p).is_some_and(Value::is_object) {
+                cur[*p] = json!({});
+            }
+            cur = &mut cur[*p];
+        }
+    }
+}
+
+/// The `autoscaling/v1` Scale of an object.
+pub(crate) fn scale_of(res: &Resource, obj: &Value) -> Value {
+    let (spec_path, status_path, selector_path) = scale_paths(res);
+    let selector = match selector_path {
+        Some(p) => obj.pointer(&p).and_then(Value::as_str).unwrap_or("").to_owned(),
+        None => obj
+            .pointer("/spec/selector")
+            .and_then(|s| drover_core::selector::Selector::from_label_selector(s).ok())
+            .map(|s| s.to_string())
+            .unwrap_or_default(),
+    };
     let mut meta = Map::new();
     for f in ["name", "namespace", "uid", "resourceVersion", "creationTimestamp"] {
         if let Some(v) = obj.pointer(&format!("/metadata/{f}")) {
@@ -593,9 +649,9 @@ pub(crate) fn scale_of(obj: &Value) -> Value {
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",
         "metadata": meta,
-        "spec": {"replicas": obj.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(0)},
+        "spec": {"replicas": obj.pointer(&spec_path).and_then(Value::as_i64).unwrap_or(0)},
         "status": {
-            "replicas": obj.pointer("/status/replicas").and_then(Value::as_i64).unwrap_or(0),
+            "replicas": obj.pointer(&status_path).and_then(Value::as_i64).unwrap_or(0),
             "selector": selector,
         },
     })

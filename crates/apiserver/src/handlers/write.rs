@@ -165,6 +165,7 @@ async fn create_object(ctx: &Ctx<'_>, mut obj: Value, manager: &str, dry_run: bo
         m.remove("deletionGracePeriodSeconds");
         m.remove("selfLink");
     }
+    strategy::admit_custom(&ctx.res, &mut obj)?;
     let storage = ctx.storage_res();
     let mut obj = convert::to_storage(&ctx.res, obj);
     let name = meta_str(&obj, "name").unwrap_or("").to_owned();
@@ -280,6 +281,7 @@ pub(crate) async fn write(ctx: Ctx<'_>) -> ApiResult<Response<Body>> {
                     }
                 }
             }
+            strategy::admit_custom(&ctx.res, &mut new)?;
             let new = convert::to_storage(&ctx.res, new);
             let operation = if patch_kind == Some(PatchKind::Apply) { "Apply" } else { "Update" };
             strategy::prepare_update(&storage, sub.as_deref(), &cur, new, &manager, operation, &api_version)
@@ -535,7 +537,7 @@ pub(crate) async fn scale(ctx: Ctx<'_>) -> ApiResult<Response<Body>> {
             .get(&storage, ns.as_deref(), &name)
             .await?
             .ok_or_else(|| ApiError::NotFound(ctx.target()))?;
-        return scale_response(&ctx, StatusCode::OK, &strategy::scale_of(&obj));
+        return scale_response(&ctx, StatusCode::OK, &strategy::scale_of(&storage, &obj));
     }
     let body = if verb == crate::route::Verb::Patch {
         let kind = patch_type(&ctx)?;
@@ -551,7 +553,7 @@ pub(crate) async fn scale(ctx: Ctx<'_>) -> ApiResult<Response<Body>> {
         .objects
         .update(&storage, ns.as_deref(), &name, |cur| {
             let cur = cur.ok_or_else(|| ApiError::NotFound(ctx.target()))?;
-            let scale = strategy::scale_of(&cur);
+            let scale = strategy::scale_of(&storage, &cur);
             let new_scale = match (&body, &put) {
                 (Some((kind, patch)), _) => {
                     let mut s = scale.clone();
@@ -580,11 +582,11 @@ pub(crate) async fn scale(ctx: Ctx<'_>) -> ApiResult<Response<Body>> {
                 });
             }
             let mut new = cur.clone();
-            new["spec"]["replicas"] = json!(replicas);
+            strategy::set_replicas(&storage, &mut new, replicas);
             strategy::prepare_update(&storage, None, &cur, new, &manager, "Update", &api_version)
         })
         .await?;
-    scale_response(&ctx, StatusCode::OK, &strategy::scale_of(&obj))
+    scale_response(&ctx, StatusCode::OK, &strategy::scale_of(&storage, &obj))
 }
 
 fn scale_response(ctx: &Ctx<'_>, code: StatusCode, scale: &Value) -> ApiResult<Response<Body>> {
