@@ -10,7 +10,11 @@ use clap::{Args, Parser, Subcommand};
 use drover_apiserver::{ApiServer, Cidr, Config};
 
 #[derive(Parser)]
-#[command(name = "drover", version, about = "Drover: a whole cloud-native platform in one binary")]
+#[command(
+    name = "drover",
+    version,
+    about = "Drover: a whole cloud-native platform in one binary"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -65,7 +69,9 @@ struct ServerArgs {
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = num.parse().map_err(|_| format!("{s:?} is not a duration (e.g. 1h, 30m, 90s)"))?;
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (e.g. 1h, 30m, 90s)"))?;
     let secs = match unit {
         "h" => n * 3600,
         "m" => n * 60,
@@ -79,7 +85,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("DROVER_LOG").unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_env("DROVER_LOG")
+                .unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -101,7 +108,10 @@ fn run_server(args: ServerArgs) -> ExitCode {
     config.max_in_flight = args.max_requests_inflight;
     config.history_retention = args.datastore_history_retention;
     config.max_history = args.datastore_max_history;
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("drover: cannot start the async runtime: {e}");
@@ -116,8 +126,14 @@ fn run_server(args: ServerArgs) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        println!("drover: API server listening on https://{}", server.local_addr());
-        println!("drover: kubeconfig written to {}", server.kubeconfig_path().display());
+        println!(
+            "drover: API server listening on https://{}",
+            server.local_addr()
+        );
+        println!(
+            "drover: kubeconfig written to {}",
+            server.kubeconfig_path().display()
+        );
         wait_for_signal().await;
         tracing::info!("shutting down");
         server.shutdown().await;

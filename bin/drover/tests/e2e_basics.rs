@@ -7,9 +7,25 @@ use common::Server;
 fn health_and_version_answer_without_credentials_everything_else_401() {
     let s = Server::start();
     let base = format!("https://127.0.0.1:{}", s.port);
-    for (path, want) in [("/livez", 200), ("/readyz", 200), ("/healthz", 200), ("/version", 200), ("/readyz/etcd", 200), ("/api", 401), ("/metrics", 401), ("/apis/apps/v1/deployments", 401)] {
+    for (path, want) in [
+        ("/livez", 200),
+        ("/readyz", 200),
+        ("/healthz", 200),
+        ("/version", 200),
+        ("/readyz/etcd", 200),
+        ("/api", 401),
+        ("/metrics", 401),
+        ("/apis/apps/v1/deployments", 401),
+    ] {
         let out = std::process::Command::new("curl")
-            .args(["-sk", "-o", "/dev/null", "-w", "%{http_code}", &format!("{base}{path}")])
+            .args([
+                "-sk",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                &format!("{base}{path}"),
+            ])
             .output()
             .expect("curl");
         let code = String::from_utf8_lossy(&out.stdout).to_string();
@@ -24,15 +40,32 @@ fn kubectl_sees_a_cluster_and_the_admin_identity() {
     let v = s.k(&["version", "-o", "json"]);
     assert!(v.contains("v1.33.0+drover"), "{v}");
     let who = s.k(&["auth", "whoami"]);
-    assert!(who.contains("system:admin") && who.contains("system:masters"), "{who}");
+    assert!(
+        who.contains("system:admin") && who.contains("system:masters"),
+        "{who}"
+    );
     assert_eq!(s.k(&["auth", "can-i", "create", "pods"]).trim(), "yes");
     let ns = s.k(&["get", "ns", "-o", "name"]);
-    for want in ["namespace/default", "namespace/kube-system", "namespace/kube-public", "namespace/kube-node-lease"] {
+    for want in [
+        "namespace/default",
+        "namespace/kube-system",
+        "namespace/kube-public",
+        "namespace/kube-node-lease",
+    ] {
         assert!(ns.contains(want), "{ns}");
     }
     let info = s.k(&["cluster-info"]);
-    assert!(info.contains("Kubernetes control plane is running at"), "{info}");
-    let svc = s.k(&["get", "svc", "kubernetes", "-o", "jsonpath={.spec.clusterIP}"]);
+    assert!(
+        info.contains("Kubernetes control plane is running at"),
+        "{info}"
+    );
+    let svc = s.k(&[
+        "get",
+        "svc",
+        "kubernetes",
+        "-o",
+        "jsonpath={.spec.clusterIP}",
+    ]);
     assert_eq!(svc, "10.43.0.1");
     let token = s.k(&["create", "token", "default"]);
     assert!(token.starts_with("eyJ"), "{token}");
@@ -45,7 +78,11 @@ fn objects_and_identity_survive_a_restart() {
     s.k(&["create", "configmap", "keep", "--from-literal=a=b"]);
     let kubeconfig = std::fs::read_to_string(s.kubeconfig()).expect("kubeconfig");
     s.restart();
-    assert_eq!(std::fs::read_to_string(s.kubeconfig()).expect("kubeconfig"), kubeconfig, "identity changed across restart");
+    assert_eq!(
+        std::fs::read_to_string(s.kubeconfig()).expect("kubeconfig"),
+        kubeconfig,
+        "identity changed across restart"
+    );
     assert_eq!(s.k(&["get", "cm", "keep", "-o", "jsonpath={.data.a}"]), "b");
     s.crash_and_restart();
     assert_eq!(s.k(&["get", "cm", "keep", "-o", "jsonpath={.data.a}"]), "b");

@@ -22,25 +22,44 @@ const NODE_PORT_MAX: u16 = 32767;
 const NODE_PORT_PREFIX: &str = "/drover/nodeports/";
 
 fn invalid(name: &str, causes: Vec<Cause>) -> ApiError {
-    ApiError::Invalid { target: Target::new("", "services", name), kind: "Service".into(), causes }
+    ApiError::Invalid {
+        target: Target::new("", "services", name),
+        kind: "Service".into(),
+        causes,
+    }
 }
 
 /// Allocates the service's ClusterIP and node ports (and fills `clusterIPs`).
 pub(crate) async fn allocate_service(state: &Arc<State>, svc: &mut Value) -> ApiResult<()> {
     let name = meta_str(svc, "name").unwrap_or("").to_owned();
     let ns = meta_str(svc, "namespace").unwrap_or("").to_owned();
-    let ty = svc.pointer("/spec/type").and_then(Value::as_str).unwrap_or("ClusterIP").to_owned();
+    let ty = svc
+        .pointer("/spec/type")
+        .and_then(Value::as_str)
+        .unwrap_or("ClusterIP")
+        .to_owned();
     if ty == "ExternalName" {
         return Ok(());
     }
-    let requested = svc.pointer("/spec/clusterIP").and_then(Value::as_str).unwrap_or("").to_owned();
+    let requested = svc
+        .pointer("/spec/clusterIP")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
     let ip = if requested == "None" {
         None
     } else if requested.is_empty() {
         Some(allocate_ip(state, &ns, &name, None).await?)
     } else {
         let parsed: Ipv4Addr = requested.parse().map_err(|_| {
-            invalid(&name, vec![Cause::invalid("spec.clusterIPs[0]", &json!(requested), "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)")])
+            invalid(
+                &name,
+                vec![Cause::invalid(
+                    "spec.clusterIPs[0]",
+                    &json!(requested),
+                    "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
+                )],
+            )
         })?;
         Some(allocate_ip(state, &ns, &name, Some(parsed)).await?)
     };
@@ -68,7 +87,14 @@ pub(crate) async fn allocate_service(state: &Arc<State>, svc: &mut Value) -> Api
                         if let Some(ip) = ip {
                             release_ip(state, ip).await;
                         }
-                        return Err(invalid(&name, vec![Cause::invalid(format!("spec.ports[{i}].nodePort"), &json!(want), &msg)]));
+                        return Err(invalid(
+                            &name,
+                            vec![Cause::invalid(
+                                format!("spec.ports[{i}].nodePort"),
+                                &json!(want),
+                                &msg,
+                            )],
+                        ));
                     }
                 }
             }
@@ -77,19 +103,34 @@ pub(crate) async fn allocate_service(state: &Arc<State>, svc: &mut Value) -> Api
     Ok(())
 }
 
-async fn allocate_ip(state: &Arc<State>, ns: &str, name: &str, want: Option<Ipv4Addr>) -> ApiResult<Ipv4Addr> {
+async fn allocate_ip(
+    state: &Arc<State>,
+    ns: &str,
+    name: &str,
+    want: Option<Ipv4Addr>,
+) -> ApiResult<Ipv4Addr> {
     let cidr = state.config.service_cidr;
-    let Some(res) = state.resources.find("networking.k8s.io", "v1", "ipaddresses") else {
-        return Err(ApiError::Internal("the ipaddresses resource is not served".into()));
+    let Some(res) = state
+        .resources
+        .find("networking.k8s.io", "v1", "ipaddresses")
+    else {
+        return Err(ApiError::Internal(
+            "the ipaddresses resource is not served".into(),
+        ));
     };
     let candidates: Vec<Ipv4Addr> = match want {
         Some(ip) => {
             if !cidr.contains(ip) || ip == cidr.nth(0) || ip == cidr.nth(cidr.size() - 1) {
-                return Err(invalid(name, vec![Cause::invalid(
-                    "spec.clusterIPs",
-                    &json!([ip.to_string()]),
-                    &format!("failed to allocate IP {ip}: provided IP is not in the valid range. The range of valid IPs is {cidr}"),
-                )]));
+                return Err(invalid(
+                    name,
+                    vec![Cause::invalid(
+                        "spec.clusterIPs",
+                        &json!([ip.to_string()]),
+                        &format!(
+                            "failed to allocate IP {ip}: provided IP is not in the valid range. The range of valid IPs is {cidr}"
+                        ),
+                    )],
+                ));
             }
             vec![ip]
         }
@@ -97,7 +138,9 @@ async fn allocate_ip(state: &Arc<State>, ns: &str, name: &str, want: Option<Ipv4
             let mut rng = rand::rng();
             // Random probing keeps allocation O(1) expected; fall back to a scan when full.
             let usable = cidr.size().saturating_sub(2).max(1);
-            let mut v: Vec<Ipv4Addr> = (0..32).map(|_| cidr.nth(1 + rng.random_range(0..usable))).collect();
+            let mut v: Vec<Ipv4Addr> = (0..32)
+                .map(|_| cidr.nth(1 + rng.random_range(0..usable)))
+                .collect();
             v.extend((1..=usable).map(|n| cidr.nth(n)));
             v
         }
@@ -122,21 +165,31 @@ async fn allocate_ip(state: &Arc<State>, ns: &str, name: &str, want: Option<Ipv4
             Ok(_) => return Ok(ip),
             Err(ApiError::AlreadyExists(_)) => {
                 if want.is_some() {
-                    return Err(invalid(name, vec![Cause::invalid(
-                        "spec.clusterIPs",
-                        &json!([ip.to_string()]),
-                        &format!("failed to allocate IP {ip}: provided IP is already allocated"),
-                    )]));
+                    return Err(invalid(
+                        name,
+                        vec![Cause::invalid(
+                            "spec.clusterIPs",
+                            &json!([ip.to_string()]),
+                            &format!(
+                                "failed to allocate IP {ip}: provided IP is already allocated"
+                            ),
+                        )],
+                    ));
                 }
             }
             Err(e) => return Err(e),
         }
     }
-    Err(ApiError::Internal(format!("failed to allocate a serviceIP: range {cidr} is full")))
+    Err(ApiError::Internal(format!(
+        "failed to allocate a serviceIP: range {cidr} is full"
+    )))
 }
 
 async fn release_ip(state: &Arc<State>, ip: Ipv4Addr) {
-    if let Some(res) = state.resources.find("networking.k8s.io", "v1", "ipaddresses") {
+    if let Some(res) = state
+        .resources
+        .find("networking.k8s.io", "v1", "ipaddresses")
+    {
         let _ = state.store.delete(&res.key(None, &ip.to_string()), 0).await;
     }
 }
@@ -144,22 +197,33 @@ async fn release_ip(state: &Arc<State>, ip: Ipv4Addr) {
 async fn allocate_node_port(state: &Arc<State>, want: Option<u16>) -> Result<u16, String> {
     let candidates: Vec<u16> = match want {
         Some(p) if !(NODE_PORT_MIN..=NODE_PORT_MAX).contains(&p) => {
-            return Err(format!("provided port is not in the valid range. The range of valid ports is {NODE_PORT_MIN}-{NODE_PORT_MAX}"));
+            return Err(format!(
+                "provided port is not in the valid range. The range of valid ports is {NODE_PORT_MIN}-{NODE_PORT_MAX}"
+            ));
         }
         Some(p) => vec![p],
         None => {
             let mut rng = rand::rng();
-            let mut v: Vec<u16> = (0..32).map(|_| rng.random_range(NODE_PORT_MIN..=NODE_PORT_MAX)).collect();
+            let mut v: Vec<u16> = (0..32)
+                .map(|_| rng.random_range(NODE_PORT_MIN..=NODE_PORT_MAX))
+                .collect();
             v.extend(NODE_PORT_MIN..=NODE_PORT_MAX);
             v
         }
     };
     for port in candidates {
-        match state.store.create(&format!("{NODE_PORT_PREFIX}{port}"), Bytes::from_static(b"1")).await {
+        match state
+            .store
+            .create(
+                &format!("{NODE_PORT_PREFIX}{port}"),
+                Bytes::from_static(b"1"),
+            )
+            .await
+        {
             Ok(_) => return Ok(port),
             Err(drover_store::Error::AlreadyExists { .. }) => {
                 if want.is_some() {
-                    return Err(format!("provided port is already allocated"));
+                    return Err("provided port is already allocated".to_string());
                 }
             }
             Err(e) => return Err(e.to_string()),
@@ -169,15 +233,27 @@ async fn allocate_node_port(state: &Arc<State>, want: Option<u16>) -> Result<u16
 }
 
 async fn release_node_port(state: &Arc<State>, port: u16) {
-    let _ = state.store.delete(&format!("{NODE_PORT_PREFIX}{port}"), 0).await;
+    let _ = state
+        .store
+        .delete(&format!("{NODE_PORT_PREFIX}{port}"), 0)
+        .await;
 }
 
 /// Frees a deleted service's ClusterIP and node ports.
 pub(crate) async fn release_service(state: &Arc<State>, svc: &Value) {
-    if let Some(ip) = svc.pointer("/spec/clusterIP").and_then(Value::as_str).and_then(|s| s.parse().ok()) {
+    if let Some(ip) = svc
+        .pointer("/spec/clusterIP")
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse().ok())
+    {
         release_ip(state, ip).await;
     }
-    for p in svc.pointer("/spec/ports").and_then(Value::as_array).into_iter().flatten() {
+    for p in svc
+        .pointer("/spec/ports")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         if let Some(n) = p.get("nodePort").and_then(Value::as_u64) {
             release_node_port(state, n as u16).await;
         }

@@ -35,7 +35,10 @@ fn entries(obj: &Value) -> Vec<Entry> {
         .and_then(Value::as_array)
         .map(|list| {
             list.iter()
-                .map(|raw| Entry { set: fieldset::from_fields_v1(raw.get("fieldsV1").unwrap_or(&Value::Null)), raw: raw.clone() })
+                .map(|raw| Entry {
+                    set: fieldset::from_fields_v1(raw.get("fieldsV1").unwrap_or(&Value::Null)),
+                    raw: raw.clone(),
+                })
                 .collect()
         })
         .unwrap_or_default()
@@ -54,7 +57,13 @@ fn store_entries(obj: &mut Value, entries: Vec<Entry>) {
     meta::metadata_mut(obj).insert("managedFields".into(), Value::Array(list));
 }
 
-fn new_entry(manager: &str, operation: &str, api_version: &str, subresource: Option<&str>, set: FieldSet) -> Entry {
+fn new_entry(
+    manager: &str,
+    operation: &str,
+    api_version: &str,
+    subresource: Option<&str>,
+    set: FieldSet,
+) -> Entry {
     let mut raw = json!({
         "manager": manager,
         "operation": operation,
@@ -78,7 +87,11 @@ fn path_string(p: &Path) -> String {
             s.push_str(f);
         } else if let Some(k) = el.strip_prefix("k:") {
             s.push('[');
-            s.push_str(&k.trim_start_matches('{').trim_end_matches('}').replace('"', ""));
+            s.push_str(
+                &k.trim_start_matches('{')
+                    .trim_end_matches('}')
+                    .replace('"', ""),
+            );
             s.push(']');
         } else if let Some(v) = el.strip_prefix("v:") {
             s.push_str(&format!("[={v}]"));
@@ -88,7 +101,13 @@ fn path_string(p: &Path) -> String {
 }
 
 /// Records an update's ownership: the manager takes every field whose value it changed.
-pub(crate) fn track_update(obj: &mut Value, old: Option<&Value>, manager: &str, api_version: &str, subresource: Option<&str>) {
+pub(crate) fn track_update(
+    obj: &mut Value,
+    old: Option<&Value>,
+    manager: &str,
+    api_version: &str,
+    subresource: Option<&str>,
+) {
     let new_set = fieldset::fields(obj, subresource);
     let changed: FieldSet = match old {
         None => new_set.clone(),
@@ -114,7 +133,8 @@ pub(crate) fn track_update(obj: &mut Value, old: Option<&Value>, manager: &str, 
         }
     });
     for e in &mut list {
-        e.set.retain(|p| !changed.contains(p) && all_now.contains(p));
+        e.set
+            .retain(|p| !changed.contains(p) && all_now.contains(p));
     }
     mine.retain(|p| all_now.contains(p));
     mine.extend(changed);
@@ -124,7 +144,12 @@ pub(crate) fn track_update(obj: &mut Value, old: Option<&Value>, manager: &str, 
 
 /// Applies `applied` (the manager's full intent) to `current`; returns the new object with
 /// its managed fields updated.
-pub(crate) fn apply(ctx: &Ctx<'_>, current: &Value, applied: &Value, manager: &str) -> ApiResult<Value> {
+pub(crate) fn apply(
+    ctx: &Ctx<'_>,
+    current: &Value,
+    applied: &Value,
+    manager: &str,
+) -> ApiResult<Value> {
     let force = ctx.query.flag("force");
     let api_version = ctx.res.api_version();
     let subresource = ctx.rr.subresource.as_deref().filter(|s| *s == "status");
@@ -136,10 +161,14 @@ pub(crate) fn apply(ctx: &Ctx<'_>, current: &Value, applied: &Value, manager: &s
     let mut list = entries(current);
     let prev: FieldSet = list
         .iter()
-        .find(|e| e.manager() == manager && e.operation() == "Apply" && e.subresource() == subresource)
+        .find(|e| {
+            e.manager() == manager && e.operation() == "Apply" && e.subresource() == subresource
+        })
         .map(|e| e.set.clone())
         .unwrap_or_default();
-    list.retain(|e| !(e.manager() == manager && e.operation() == "Apply" && e.subresource() == subresource));
+    list.retain(|e| {
+        !(e.manager() == manager && e.operation() == "Apply" && e.subresource() == subresource)
+    });
 
     // Conflicts: fields another manager owns, applied with a different value.
     let mut conflicts: Vec<(String, String, Path)> = Vec::new();
@@ -166,11 +195,15 @@ pub(crate) fn apply(ctx: &Ctx<'_>, current: &Value, applied: &Value, manager: &s
                 if n == 1 { "" } else { "s" },
                 parts.join("\n")
             );
-            return Err(ApiError::Conflict { target: ctx.target(), message });
+            return Err(ApiError::Conflict {
+                target: ctx.target(),
+                message,
+            });
         }
         for e in &mut list {
             let manager = e.manager().to_owned();
-            e.set.retain(|p| !conflicts.iter().any(|(m, _, cp)| *m == manager && cp == p));
+            e.set
+                .retain(|p| !conflicts.iter().any(|(m, _, cp)| *m == manager && cp == p));
         }
     }
 
@@ -179,39 +212,71 @@ pub(crate) fn apply(ctx: &Ctx<'_>, current: &Value, applied: &Value, manager: &s
     let others: FieldSet = list.iter().flat_map(|e| e.set.iter().cloned()).collect();
     let mut removed: Vec<&Path> = prev
         .difference(&applied_set)
-        .filter(|p| !others.iter().any(|o| fieldset::has_prefix(o, p) || fieldset::has_prefix(p, o) && o.len() == p.len()))
+        .filter(|p| {
+            !others.iter().any(|o| {
+                fieldset::has_prefix(o, p) || fieldset::has_prefix(p, o) && o.len() == p.len()
+            })
+        })
         .collect();
     // Remove deepest paths first so item markers go after their fields.
     removed.sort_by_key(|p| std::cmp::Reverse(p.len()));
     for p in removed {
-        let item_prefix: &[String] = if p.last().map(String::as_str) == Some(".") { &p[..p.len() - 1] } else { &p[..] };
-        if p.last().map(String::as_str) == Some(".") && others.iter().any(|o| fieldset::has_prefix(o, item_prefix)) {
+        let item_prefix: &[String] = if p.last().map(String::as_str) == Some(".") {
+            &p[..p.len() - 1]
+        } else {
+            &p[..]
+        };
+        if p.last().map(String::as_str) == Some(".")
+            && others.iter().any(|o| fieldset::has_prefix(o, item_prefix))
+        {
             continue;
         }
         fieldset::remove_path(&mut out, p);
     }
     let schema = fieldset::schema_of(&applied);
     merge(&mut out, &applied, schema.as_ref(), true);
-    list.push(new_entry(manager, "Apply", &api_version, subresource, applied_set));
+    list.push(new_entry(
+        manager,
+        "Apply",
+        &api_version,
+        subresource,
+        applied_set,
+    ));
     store_entries(&mut out, list);
     Ok(out)
 }
 
 /// Sets every field of `applied` on `live`, merging objects and keyed lists.
-fn merge(live: &mut Value, applied: &Value, schema: Option<&drover_schema::SchemaNode<'_>>, top: bool) {
+fn merge(
+    live: &mut Value,
+    applied: &Value,
+    schema: Option<&drover_schema::SchemaNode<'_>>,
+    top: bool,
+) {
     let (Some(lm), Some(am)) = (live.as_object_mut(), applied.as_object()) else {
         *live = applied.clone();
         return;
     };
     for (k, av) in am {
         if top && k == "metadata" {
-            let lmeta = lm.entry("metadata").or_insert_with(|| Value::Object(Map::new()));
+            let lmeta = lm
+                .entry("metadata")
+                .or_insert_with(|| Value::Object(Map::new()));
             if let (Some(lmeta), Some(ameta)) = (lmeta.as_object_mut(), av.as_object()) {
                 for (mk, mv) in ameta {
-                    if matches!(mk.as_str(), "managedFields" | "resourceVersion" | "uid" | "creationTimestamp" | "generation") {
+                    if matches!(
+                        mk.as_str(),
+                        "managedFields"
+                            | "resourceVersion"
+                            | "uid"
+                            | "creationTimestamp"
+                            | "generation"
+                    ) {
                         continue;
                     }
-                    let ms = schema.and_then(|s| s.field("metadata")).and_then(|m| m.field(mk));
+                    let ms = schema
+                        .and_then(|s| s.field("metadata"))
+                        .and_then(|m| m.field(mk));
                     match lmeta.get_mut(mk) {
                         Some(lv) => merge_value(lv, mv, ms.as_ref()),
                         None => {
@@ -237,21 +302,32 @@ fn merge(live: &mut Value, applied: &Value, schema: Option<&drover_schema::Schem
 
 fn merge_value(lv: &mut Value, av: &Value, schema: Option<&drover_schema::SchemaNode<'_>>) {
     match (lv, av) {
-        (lv @ Value::Object(_), Value::Object(_)) if schema.is_none_or(|s| s.map_type() != Some("atomic")) => {
+        (lv @ Value::Object(_), Value::Object(_))
+            if schema.is_none_or(|s| s.map_type() != Some("atomic")) =>
+        {
             merge(lv, av, schema, false);
         }
         (Value::Array(la), Value::Array(aa)) => {
             let s = schema;
             let keys: Vec<String> = match s {
-                Some(s) if s.list_type() == Some("map") => s.list_map_keys().into_iter().map(str::to_owned).collect(),
-                Some(s) if s.merges() && s.list_type() != Some("atomic") => s.merge_key().map(|k| vec![k.to_owned()]).unwrap_or_default(),
+                Some(s) if s.list_type() == Some("map") => {
+                    s.list_map_keys().into_iter().map(str::to_owned).collect()
+                }
+                Some(s) if s.merges() && s.list_type() != Some("atomic") => s
+                    .merge_key()
+                    .map(|k| vec![k.to_owned()])
+                    .unwrap_or_default(),
                 _ => Vec::new(),
             };
-            let is_set = s.is_some_and(|s| s.list_type() == Some("set") || (s.merges() && s.merge_key().is_none()));
+            let is_set = s.is_some_and(|s| {
+                s.list_type() == Some("set") || (s.merges() && s.merge_key().is_none())
+            });
             if !keys.is_empty() && aa.iter().all(Value::is_object) {
                 let item_schema = s.and_then(drover_schema::SchemaNode::items);
                 for ai in aa {
-                    let pos = la.iter().position(|li| keys.iter().all(|k| li.get(k) == ai.get(k)));
+                    let pos = la
+                        .iter()
+                        .position(|li| keys.iter().all(|k| li.get(k) == ai.get(k)));
                     match pos {
                         Some(i) => merge(&mut la[i], ai, item_schema.as_ref(), false),
                         None => la.push(ai.clone()),

@@ -17,10 +17,17 @@ impl User {
         let (_, x509) = x509_parser::parse_x509_certificate(cert).ok()?;
         let subject = x509.subject();
         let name = subject.iter_common_name().next()?.as_str().ok()?.to_owned();
-        let mut groups: Vec<String> =
-            subject.iter_organization().filter_map(|o| o.as_str().ok().map(str::to_owned)).collect();
+        let mut groups: Vec<String> = subject
+            .iter_organization()
+            .filter_map(|o| o.as_str().ok().map(str::to_owned))
+            .collect();
         groups.push("system:authenticated".into());
-        Some(User { name, groups, uid: String::new(), extra: Vec::new() })
+        Some(User {
+            name,
+            groups,
+            uid: String::new(),
+            extra: Vec::new(),
+        })
     }
 
     /// True for members of `system:masters` (everything is allowed, as upstream).

@@ -23,7 +23,11 @@ impl Body {
 
     pub(crate) fn full(bytes: impl Into<Bytes>) -> Body {
         let bytes = bytes.into();
-        if bytes.is_empty() { Body::Full(None) } else { Body::Full(Some(bytes)) }
+        if bytes.is_empty() {
+            Body::Full(None)
+        } else {
+            Body::Full(Some(bytes))
+        }
     }
 }
 

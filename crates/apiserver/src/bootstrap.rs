@@ -17,7 +17,10 @@ use crate::status::{ApiError, ApiResult};
 const NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
 
 fn res(state: &State, group: &str, version: &str, plural: &str) -> Resource {
-    state.resources.find(group, version, plural).expect("built-in resource is registered")
+    state
+        .resources
+        .find(group, version, plural)
+        .expect("built-in resource is registered")
 }
 
 /// Fills the metadata a create would and stores the object unless it exists.
@@ -27,7 +30,10 @@ async fn ensure(state: &State, r: &Resource, mut obj: Value) -> ApiResult<()> {
     {
         let m = meta::metadata_mut(&mut obj);
         m.insert("uid".into(), meta::new_uid().into());
-        m.insert("creationTimestamp".into(), meta::rfc3339(meta::now_secs()).into());
+        m.insert(
+            "creationTimestamp".into(),
+            meta::rfc3339(meta::now_secs()).into(),
+        );
     }
     match state.objects.create(r, ns.as_deref(), &name, obj).await {
         Ok(_) | Err(ApiError::AlreadyExists(_)) => Ok(()),
@@ -48,7 +54,12 @@ pub(crate) async fn run(state: &Arc<State>) -> ApiResult<()> {
         ensure(state, &ns_res, obj).await?;
     }
     let svc_res = res(state, "", "v1", "services");
-    if state.objects.get(&svc_res, Some("default"), "kubernetes").await?.is_none() {
+    if state
+        .objects
+        .get(&svc_res, Some("default"), "kubernetes")
+        .await?
+        .is_none()
+    {
         let ip = state.config.first_service_ip().to_string();
         let mut svc = json!({
             "apiVersion": "v1", "kind": "Service",
@@ -68,7 +79,11 @@ pub(crate) async fn run(state: &Arc<State>) -> ApiResult<()> {
             Err(e) => return Err(e),
         }
     }
-    let host = state.address.rsplit_once(':').map_or("127.0.0.1", |(h, _)| h).to_owned();
+    let host = state
+        .address
+        .rsplit_once(':')
+        .map_or("127.0.0.1", |(h, _)| h)
+        .to_owned();
     let slice = json!({
         "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
         "metadata": {"name": "kubernetes", "namespace": "default",
@@ -78,7 +93,12 @@ pub(crate) async fn run(state: &Arc<State>) -> ApiResult<()> {
         "endpoints": [{"addresses": [host], "conditions": {"ready": true}}],
         "ports": [{"name": "https", "port": state.config.https_port, "protocol": "TCP"}],
     });
-    ensure(state, &res(state, "discovery.k8s.io", "v1", "endpointslices"), slice).await?;
+    ensure(
+        state,
+        &res(state, "discovery.k8s.io", "v1", "endpointslices"),
+        slice,
+    )
+    .await?;
     let endpoints = json!({
         "apiVersion": "v1", "kind": "Endpoints",
         "metadata": {"name": "kubernetes", "namespace": "default",
@@ -128,7 +148,9 @@ async fn reconcile_namespaces(state: &Arc<State>) {
     let ns_res = res(state, "", "v1", "namespaces");
     let snap = state.cache.snapshot(&ns_res.key_prefix(), None);
     for (_, entry) in snap.items {
-        let Ok(ns) = decode_stored(&entry.value, entry.mod_revision) else { continue };
+        let Ok(ns) = decode_stored(&entry.value, entry.mod_revision) else {
+            continue;
+        };
         let name = meta_str(&ns, "name").unwrap_or("").to_owned();
         let result = if meta_str(&ns, "deletionTimestamp").is_some() {
             terminate_namespace(state, &ns_res, &name).await
@@ -148,7 +170,11 @@ async fn ensure_namespace_defaults(state: &Arc<State>, ns: &str) -> ApiResult<()
         ensure(state, &sa_res, sa).await?;
     }
     let cm_res = res(state, "", "v1", "configmaps");
-    if state.cache.get(&cm_res.key(Some(ns), "kube-root-ca.crt")).is_none() {
+    if state
+        .cache
+        .get(&cm_res.key(Some(ns), "kube-root-ca.crt"))
+        .is_none()
+    {
         let cm = json!({
             "apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": "kube-root-ca.crt", "namespace": ns,
@@ -166,19 +192,26 @@ async fn terminate_namespace(state: &Arc<State>, ns_res: &Resource, ns: &str) ->
     let mut remaining = 0usize;
     let node_res = res(state, "", "v1", "nodes");
     let all = state.resources.all();
-    for r in all.iter().filter(|r| r.namespaced && r.is_storage_version() && r.verbs.stored()) {
+    for r in all
+        .iter()
+        .filter(|r| r.namespaced && r.is_storage_version() && r.verbs.stored())
+    {
         let prefix = format!("{}{ns}/", r.key_prefix());
         let snap = state.cache.snapshot(&prefix, None);
         for (_, entry) in snap.items {
             remaining += 1;
-            let Ok(obj) = decode_stored(&entry.value, entry.mod_revision) else { continue };
+            let Ok(obj) = decode_stored(&entry.value, entry.mod_revision) else {
+                continue;
+            };
             let name = meta_str(&obj, "name").unwrap_or("").to_owned();
             // Pods bound to a node that does not exist are deleted at once (upstream's pod GC).
             let orphan_pod = r.kind == "Pod"
                 && obj
                     .pointer("/spec/nodeName")
                     .and_then(Value::as_str)
-                    .is_some_and(|n| !n.is_empty() && state.cache.get(&node_res.key(None, n)).is_none());
+                    .is_some_and(|n| {
+                        !n.is_empty() && state.cache.get(&node_res.key(None, n)).is_none()
+                    });
             if meta_str(&obj, "deletionTimestamp").is_some() && !orphan_pod {
                 continue;
             }
@@ -189,10 +222,10 @@ async fn terminate_namespace(state: &Arc<State>, ns_res: &Resource, ns: &str) ->
                 resource_version: None,
                 dry_run: false,
             };
-            if let Err(e) = delete_stored(state, r, r, Some(ns), &name, &opts).await {
-                if !matches!(e, ApiError::NotFound(_)) {
-                    tracing::warn!("namespace {ns}: cannot delete {} {name}: {e:?}", r.plural);
-                }
+            if let Err(e) = delete_stored(state, r, r, Some(ns), &name, &opts).await
+                && !matches!(e, ApiError::NotFound(_))
+            {
+                tracing::warn!("namespace {ns}: cannot delete {} {name}: {e:?}", r.plural);
             }
         }
     }
@@ -203,14 +236,34 @@ async fn terminate_namespace(state: &Arc<State>, ns_res: &Resource, ns: &str) ->
     state
         .objects
         .update(ns_res, None, ns, |cur| {
-            let Some(cur) = cur else { return Err(ApiError::NotFound(crate::status::Target::new("", "namespaces", ns))) };
+            let Some(cur) = cur else {
+                return Err(ApiError::NotFound(crate::status::Target::new(
+                    "",
+                    "namespaces",
+                    ns,
+                )));
+            };
             let mut new = cur.clone();
             new["spec"]["finalizers"] = json!([]);
-            crate::handlers::prepare_update(ns_res, Some("finalize"), &cur, new, manager, "Update", "v1")
+            crate::handlers::prepare_update(
+                ns_res,
+                Some("finalize"),
+                &cur,
+                new,
+                manager,
+                "Update",
+                "v1",
+            )
         })
         .await
         .map(|_| ())
-        .or_else(|e| if matches!(e, ApiError::NotFound(_)) { Ok(()) } else { Err(e) })
+        .or_else(|e| {
+            if matches!(e, ApiError::NotFound(_)) {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        })
 }
 
 /// Deletes Events older than `--event-ttl`.
@@ -220,15 +273,21 @@ async fn expire_events(state: &Arc<State>) {
     let now = meta::now_secs();
     let snap = state.cache.snapshot(&ev_res.key_prefix(), None);
     for (key, entry) in snap.items {
-        let Ok(ev) = decode_stored(&entry.value, entry.mod_revision) else { continue };
+        let Ok(ev) = decode_stored(&entry.value, entry.mod_revision) else {
+            continue;
+        };
         let last = ["lastTimestamp", "eventTime", "firstTimestamp"]
             .iter()
             .filter_map(|f| ev.get(*f).and_then(Value::as_str))
-            .chain(ev.pointer("/metadata/creationTimestamp").and_then(Value::as_str))
+            .chain(
+                ev.pointer("/metadata/creationTimestamp")
+                    .and_then(Value::as_str),
+            )
             .filter_map(meta::parse_rfc3339)
             .max();
         if last.is_some_and(|t| now - t > ttl) {
-            let _ = drover_store::Store::delete(state.store.as_ref(), &key, entry.mod_revision).await;
+            let _ =
+                drover_store::Store::delete(state.store.as_ref(), &key, entry.mod_revision).await;
         }
     }
 }

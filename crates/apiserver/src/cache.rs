@@ -76,7 +76,6 @@ pub(crate) struct Snapshot {
 pub(crate) struct Subscription {
     pub(crate) backlog: Vec<Arc<CacheEvent>>,
     pub(crate) live: broadcast::Receiver<Arc<CacheEvent>>,
-    pub(crate) revision: Revision,
 }
 
 impl Cache {
@@ -85,7 +84,12 @@ impl Cache {
         let (revision_tx, _) = watch::channel(0);
         let (events_tx, _) = broadcast::channel(4096);
         let cache = Arc::new(Cache {
-            inner: RwLock::new(Inner { objects: BTreeMap::new(), window: VecDeque::new(), revision: 0, floor: 0 }),
+            inner: RwLock::new(Inner {
+                objects: BTreeMap::new(),
+                window: VecDeque::new(),
+                revision: 0,
+                floor: 0,
+            }),
             revision_tx,
             events_tx,
         });
@@ -102,7 +106,13 @@ impl Cache {
             .kvs
             .into_iter()
             .map(|kv| {
-                (Arc::from(kv.key.as_str()), Arc::new(Entry { value: kv.value, mod_revision: kv.mod_revision }))
+                (
+                    Arc::from(kv.key.as_str()),
+                    Arc::new(Entry {
+                        value: kv.value,
+                        mod_revision: kv.mod_revision,
+                    }),
+                )
             })
             .collect();
         inner.window.clear();
@@ -160,25 +170,43 @@ impl Cache {
         let event = match ev {
             Event::Put { kv, .. } => {
                 let key: Arc<str> = Arc::from(kv.key.as_str());
-                let entry = Arc::new(Entry { value: kv.value, mod_revision: kv.mod_revision });
+                let entry = Arc::new(Entry {
+                    value: kv.value,
+                    mod_revision: kv.mod_revision,
+                });
                 let prev = inner.objects.insert(Arc::clone(&key), Arc::clone(&entry));
-                CacheEvent { revision, key, change: Change::Put, entry, prev }
+                CacheEvent {
+                    revision,
+                    key,
+                    change: Change::Put,
+                    entry,
+                    prev,
+                }
             }
             Event::Delete { prev, .. } => {
                 let key: Arc<str> = Arc::from(prev.key.as_str());
                 let old = inner.objects.remove(&key);
-                let entry = old
-                    .clone()
-                    .unwrap_or_else(|| Arc::new(Entry { value: prev.value, mod_revision: prev.mod_revision }));
-                CacheEvent { revision, key, change: Change::Delete, entry, prev: old }
+                let entry = old.clone().unwrap_or_else(|| {
+                    Arc::new(Entry {
+                        value: prev.value,
+                        mod_revision: prev.mod_revision,
+                    })
+                });
+                CacheEvent {
+                    revision,
+                    key,
+                    change: Change::Delete,
+                    entry,
+                    prev: old,
+                }
             }
         };
         let event = Arc::new(event);
         inner.window.push_back(Arc::clone(&event));
-        if inner.window.len() > WINDOW {
-            if let Some(old) = inner.window.pop_front() {
-                inner.floor = old.revision;
-            }
+        if inner.window.len() > WINDOW
+            && let Some(old) = inner.window.pop_front()
+        {
+            inner.floor = old.revision;
         }
         inner.revision = revision;
         // Sent under the lock so a subscriber sees each event either in its backlog or live.
@@ -231,7 +259,10 @@ impl Cache {
             .take_while(|(k, _)| k.starts_with(prefix))
             .map(|(k, v)| (Arc::clone(k), Arc::clone(v)))
             .collect();
-        Snapshot { revision: inner.revision, items }
+        Snapshot {
+            revision: inner.revision,
+            items,
+        }
     }
 
     /// One object.
@@ -245,14 +276,22 @@ impl Cache {
         if revision < inner.floor {
             return None;
         }
-        let backlog = inner.window.iter().filter(|e| e.revision > revision).cloned().collect();
+        let backlog = inner
+            .window
+            .iter()
+            .filter(|e| e.revision > revision)
+            .cloned()
+            .collect();
         let live = self.events_tx.subscribe();
-        Some(Subscription { backlog, live, revision: inner.revision })
+        Some(Subscription { backlog, live })
     }
 
     /// Number of objects and their encoded bytes (for metrics and the memory benchmark).
     pub(crate) fn size(&self) -> (usize, usize) {
         let inner = self.inner.read();
-        (inner.objects.len(), inner.objects.values().map(|e| e.value.len()).sum())
+        (
+            inner.objects.len(),
+            inner.objects.values().map(|e| e.value.len()).sum(),
+        )
     }
 }

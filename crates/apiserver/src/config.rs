@@ -16,13 +16,25 @@ pub struct Cidr {
 impl std::str::FromStr for Cidr {
     type Err = String;
     fn from_str(s: &str) -> Result<Cidr, String> {
-        let (a, p) = s.split_once('/').ok_or_else(|| format!("{s:?} is not a CIDR (expected e.g. 10.43.0.0/16)"))?;
-        let addr: Ipv4Addr = a.parse().map_err(|_| format!("{a:?} in {s:?} is not an IPv4 address"))?;
-        let prefix: u8 = p.parse().ok().filter(|p| *p <= 30).ok_or_else(|| {
-            format!("prefix length {p:?} in {s:?} must be a number from 0 to 30")
-        })?;
-        let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - prefix) };
-        Ok(Cidr { addr: Ipv4Addr::from(u32::from(addr) & mask), prefix })
+        let (a, p) = s
+            .split_once('/')
+            .ok_or_else(|| format!("{s:?} is not a CIDR (expected e.g. 10.43.0.0/16)"))?;
+        let addr: Ipv4Addr = a
+            .parse()
+            .map_err(|_| format!("{a:?} in {s:?} is not an IPv4 address"))?;
+        let prefix: u8 =
+            p.parse().ok().filter(|p| *p <= 30).ok_or_else(|| {
+                format!("prefix length {p:?} in {s:?} must be a number from 0 to 30")
+            })?;
+        let mask = if prefix == 0 {
+            0
+        } else {
+            u32::MAX << (32 - prefix)
+        };
+        Ok(Cidr {
+            addr: Ipv4Addr::from(u32::from(addr) & mask),
+            prefix,
+        })
     }
 }
 
@@ -39,11 +51,19 @@ impl Cidr {
     }
     /// Number of addresses.
     pub fn size(&self) -> u32 {
-        if self.prefix == 0 { u32::MAX } else { 1u32 << (32 - self.prefix) }
+        if self.prefix == 0 {
+            u32::MAX
+        } else {
+            1u32 << (32 - self.prefix)
+        }
     }
     /// True when `ip` lies inside.
     pub fn contains(&self, ip: Ipv4Addr) -> bool {
-        let mask = if self.prefix == 0 { 0 } else { u32::MAX << (32 - self.prefix) };
+        let mask = if self.prefix == 0 {
+            0
+        } else {
+            u32::MAX << (32 - self.prefix)
+        };
         u32::from(ip) & mask == u32::from(self.addr)
     }
 }
@@ -114,8 +134,20 @@ mod tests {
         let c: Cidr = "10.43.7.9/16".parse().expect("ok");
         assert_eq!(c.to_string(), "10.43.0.0/16");
         assert_eq!(c.nth(1), Ipv4Addr::new(10, 43, 0, 1));
-        assert!(c.contains(Ipv4Addr::new(10, 43, 255, 1)) && !c.contains(Ipv4Addr::new(10, 44, 0, 1)));
-        assert!("10.43.0.0".parse::<Cidr>().unwrap_err().contains("not a CIDR"));
-        assert!("10.43.0.0/33".parse::<Cidr>().unwrap_err().contains("0 to 30"));
+        assert!(
+            c.contains(Ipv4Addr::new(10, 43, 255, 1)) && !c.contains(Ipv4Addr::new(10, 44, 0, 1))
+        );
+        assert!(
+            "10.43.0.0"
+                .parse::<Cidr>()
+                .unwrap_err()
+                .contains("not a CIDR")
+        );
+        assert!(
+            "10.43.0.0/33"
+                .parse::<Cidr>()
+                .unwrap_err()
+                .contains("0 to 30")
+        );
     }
 }

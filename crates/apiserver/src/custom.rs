@@ -23,7 +23,11 @@ pub(crate) fn admit(schema: &Value, obj: &mut Value) -> Admission {
         a.causes.push(Cause::invalid("", obj, "must be an object"));
         return a;
     };
-    let props = schema.get("properties").and_then(Value::as_object).cloned().unwrap_or_default();
+    let props = schema
+        .get("properties")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
     let preserve = schema.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true));
     let keys: Vec<String> = m.keys().cloned().collect();
     for k in keys {
@@ -52,7 +56,11 @@ pub(crate) fn admit(schema: &Value, obj: &mut Value) -> Admission {
 }
 
 fn join(path: &str, field: &str) -> String {
-    if path.is_empty() { field.to_owned() } else { format!("{path}.{field}") }
+    if path.is_empty() {
+        field.to_owned()
+    } else {
+        format!("{path}.{field}")
+    }
 }
 
 fn type_name(v: &Value) -> &'static str {
@@ -76,7 +84,12 @@ fn shown(v: &Value) -> String {
     }
 }
 
-fn apply_defaults(props: &Map<String, Value>, m: &mut Map<String, Value>, path: &str, a: &mut Admission) {
+fn apply_defaults(
+    props: &Map<String, Value>,
+    m: &mut Map<String, Value>,
+    path: &str,
+    a: &mut Admission,
+) {
     for (k, child) in props {
         if m.contains_key(k) {
             continue;
@@ -90,11 +103,16 @@ fn apply_defaults(props: &Map<String, Value>, m: &mut Map<String, Value>, path: 
 }
 
 fn check_required(schema: &Value, m: &Map<String, Value>, path: &str, a: &mut Admission) {
-    for r in schema.get("required").and_then(Value::as_array).into_iter().flatten() {
-        if let Some(r) = r.as_str() {
-            if !m.contains_key(r) {
-                a.causes.push(Cause::required(join(path, r)));
-            }
+    for r in schema
+        .get("required")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(r) = r.as_str()
+            && !m.contains_key(r)
+        {
+            a.causes.push(Cause::required(join(path, r)));
         }
     }
 }
@@ -105,13 +123,30 @@ fn walk(schema: &Value, v: &mut Value, path: &str, a: &mut Admission) {
     let embedded = schema.get("x-kubernetes-embedded-resource") == Some(&Value::Bool(true));
     if v.is_null() {
         if schema.get("nullable") != Some(&Value::Bool(true)) {
-            a.causes.push(Cause::invalid(path, v, &format!("{path} in body must be of type {}: \"null\"", schema.get("type").and_then(Value::as_str).unwrap_or("object"))));
+            a.causes.push(Cause::invalid(
+                path,
+                v,
+                &format!(
+                    "{path} in body must be of type {}: \"null\"",
+                    schema
+                        .get("type")
+                        .and_then(Value::as_str)
+                        .unwrap_or("object")
+                ),
+            ));
         }
         return;
     }
     if int_or_string {
         if !matches!(type_name(v), "integer" | "string") {
-            a.causes.push(Cause::invalid(path, v, &format!("{path} in body must be of type integer,string: {}", shown(v))));
+            a.causes.push(Cause::invalid(
+                path,
+                v,
+                &format!(
+                    "{path} in body must be of type integer,string: {}",
+                    shown(v)
+                ),
+            ));
         }
         return;
     }
@@ -120,15 +155,30 @@ fn walk(schema: &Value, v: &mut Value, path: &str, a: &mut Admission) {
         let actual = type_name(v);
         let ok = actual == ty || (ty == "number" && actual == "integer");
         if !ok {
-            a.causes.push(Cause::invalid(path, v, &format!("{path} in body must be of type {ty}: {}", shown(&json!(actual)))));
+            a.causes.push(Cause::invalid(
+                path,
+                v,
+                &format!(
+                    "{path} in body must be of type {ty}: {}",
+                    shown(&json!(actual))
+                ),
+            ));
             return;
         }
     }
-    if let Some(options) = schema.get("enum").and_then(Value::as_array) {
-        if !options.contains(v) {
-            let list: Vec<String> = options.iter().map(|o| o.to_string()).collect();
-            a.causes.push(Cause::new("FieldValueNotSupported", path, format!("Unsupported value: {}: supported values: {}", v, list.join(", "))));
-        }
+    if let Some(options) = schema.get("enum").and_then(Value::as_array)
+        && !options.contains(v)
+    {
+        let list: Vec<String> = options.iter().map(|o| o.to_string()).collect();
+        a.causes.push(Cause::new(
+            "FieldValueNotSupported",
+            path,
+            format!(
+                "Unsupported value: {}: supported values: {}",
+                v,
+                list.join(", ")
+            ),
+        ));
     }
     match v {
         Value::Object(m) => {
@@ -139,23 +189,35 @@ fn walk(schema: &Value, v: &mut Value, path: &str, a: &mut Admission) {
                     }
                 }
             }
-            let props = schema.get("properties").and_then(Value::as_object).cloned().unwrap_or_default();
+            let props = schema
+                .get("properties")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default();
             let additional = schema.get("additionalProperties").cloned();
             let keys: Vec<String> = m.keys().cloned().collect();
             for k in keys {
                 let child_path = join(path, &k);
-                if embedded && matches!(k.as_str(), "apiVersion" | "kind" | "metadata") && !props.contains_key(&k) {
+                if embedded
+                    && matches!(k.as_str(), "apiVersion" | "kind" | "metadata")
+                    && !props.contains_key(&k)
+                {
                     continue;
                 }
                 let child = props.get(&k).cloned().or_else(|| match &additional {
                     Some(Value::Object(s)) => Some(Value::Object(s.clone())),
-                    Some(Value::Bool(true)) => Some(json!({"x-kubernetes-preserve-unknown-fields": true})),
+                    Some(Value::Bool(true)) => {
+                        Some(json!({"x-kubernetes-preserve-unknown-fields": true}))
+                    }
                     _ => None,
                 });
                 match child {
                     Some(c) => {
                         let mut cv = m.remove(&k).expect("present");
-                        if cv.is_null() && c.get("nullable") != Some(&Value::Bool(true)) && props.contains_key(&k) {
+                        if cv.is_null()
+                            && c.get("nullable") != Some(&Value::Bool(true))
+                            && props.contains_key(&k)
+                        {
                             continue;
                         }
                         walk(&c, &mut cv, &child_path, a);
@@ -170,7 +232,15 @@ fn walk(schema: &Value, v: &mut Value, path: &str, a: &mut Admission) {
             }
             apply_defaults(&props, m, path, a);
             check_required(schema, m, path, a);
-            bounds(schema, "minProperties", "maxProperties", m.len(), path, "properties", a);
+            bounds(
+                schema,
+                "minProperties",
+                "maxProperties",
+                m.len(),
+                path,
+                "properties",
+                a,
+            );
         }
         Value::Array(items) => {
             if let Some(item_schema) = schema.get("items") {
@@ -178,13 +248,26 @@ fn walk(schema: &Value, v: &mut Value, path: &str, a: &mut Admission) {
                     walk(item_schema, item, &format!("{path}[{i}]"), a);
                 }
             }
-            bounds(schema, "minItems", "maxItems", items.len(), path, "items", a);
+            bounds(
+                schema,
+                "minItems",
+                "maxItems",
+                items.len(),
+                path,
+                "items",
+                a,
+            );
             let list_type = schema.get("x-kubernetes-list-type").and_then(Value::as_str);
-            let unique = schema.get("uniqueItems") == Some(&Value::Bool(true)) || list_type == Some("set");
+            let unique =
+                schema.get("uniqueItems") == Some(&Value::Bool(true)) || list_type == Some("set");
             if unique {
                 for (i, item) in items.iter().enumerate() {
                     if items[..i].contains(item) {
-                        a.causes.push(Cause::new("FieldValueDuplicate", format!("{path}[{i}]"), format!("Duplicate value: {item}")));
+                        a.causes.push(Cause::new(
+                            "FieldValueDuplicate",
+                            format!("{path}[{i}]"),
+                            format!("Duplicate value: {item}"),
+                        ));
                     }
                 }
             }
@@ -195,30 +278,62 @@ fn walk(schema: &Value, v: &mut Value, path: &str, a: &mut Admission) {
                     .map(|k| k.iter().filter_map(Value::as_str).collect())
                     .unwrap_or_default();
                 for (i, item) in items.iter().enumerate() {
-                    let key: Vec<&Value> = keys.iter().map(|k| item.get(*k).unwrap_or(&Value::Null)).collect();
-                    if items[..i].iter().any(|o| keys.iter().map(|k| o.get(*k).unwrap_or(&Value::Null)).collect::<Vec<_>>() == key) {
-                        let shown: Map<String, Value> = keys.iter().map(|k| ((*k).to_owned(), item.get(*k).cloned().unwrap_or(Value::Null))).collect();
-                        a.causes.push(Cause::new("FieldValueDuplicate", format!("{path}[{i}]"), format!("Duplicate value: {}", Value::Object(shown))));
+                    let key: Vec<&Value> = keys
+                        .iter()
+                        .map(|k| item.get(*k).unwrap_or(&Value::Null))
+                        .collect();
+                    if items[..i].iter().any(|o| {
+                        keys.iter()
+                            .map(|k| o.get(*k).unwrap_or(&Value::Null))
+                            .collect::<Vec<_>>()
+                            == key
+                    }) {
+                        let shown: Map<String, Value> = keys
+                            .iter()
+                            .map(|k| {
+                                (
+                                    (*k).to_owned(),
+                                    item.get(*k).cloned().unwrap_or(Value::Null),
+                                )
+                            })
+                            .collect();
+                        a.causes.push(Cause::new(
+                            "FieldValueDuplicate",
+                            format!("{path}[{i}]"),
+                            format!("Duplicate value: {}", Value::Object(shown)),
+                        ));
                     }
                 }
             }
         }
         Value::String(s) => {
             let len = s.chars().count();
-            if let Some(min) = schema.get("minLength").and_then(Value::as_u64) {
-                if (len as u64) < min {
-                    a.causes.push(Cause::invalid(path, &Value::String(s.clone()), &format!("{path} in body should be at least {min} chars long")));
-                }
+            if let Some(min) = schema.get("minLength").and_then(Value::as_u64)
+                && (len as u64) < min
+            {
+                a.causes.push(Cause::invalid(
+                    path,
+                    &Value::String(s.clone()),
+                    &format!("{path} in body should be at least {min} chars long"),
+                ));
             }
-            if let Some(max) = schema.get("maxLength").and_then(Value::as_u64) {
-                if (len as u64) > max {
-                    a.causes.push(Cause::new("FieldValueTooLong", path, format!("Too long: may not be more than {max} bytes")));
-                }
+            if let Some(max) = schema.get("maxLength").and_then(Value::as_u64)
+                && (len as u64) > max
+            {
+                a.causes.push(Cause::new(
+                    "FieldValueTooLong",
+                    path,
+                    format!("Too long: may not be more than {max} bytes"),
+                ));
             }
             if let Some(p) = schema.get("pattern").and_then(Value::as_str) {
                 match regex_lite::Regex::new(p) {
                     Ok(re) if !re.is_match(s) => {
-                        a.causes.push(Cause::invalid(path, &Value::String(s.clone()), &format!("{path} in body should match '{p}'")));
+                        a.causes.push(Cause::invalid(
+                            path,
+                            &Value::String(s.clone()),
+                            &format!("{path} in body should match '{p}'"),
+                        ));
                     }
                     _ => {}
                 }
@@ -228,38 +343,77 @@ fn walk(schema: &Value, v: &mut Value, path: &str, a: &mut Admission) {
             let x = n.as_f64().unwrap_or(0.0);
             let excl_min = schema.get("exclusiveMinimum") == Some(&Value::Bool(true));
             let excl_max = schema.get("exclusiveMaximum") == Some(&Value::Bool(true));
-            if let Some(min) = schema.get("minimum").and_then(Value::as_f64) {
-                if x < min || (excl_min && x == min) {
-                    let word = if excl_min { "greater than" } else { "greater than or equal to" };
-                    a.causes.push(Cause::invalid(path, &Value::Number(n.clone()), &format!("{path} in body should be {word} {min}")));
-                }
+            if let Some(min) = schema.get("minimum").and_then(Value::as_f64)
+                && (x < min || (excl_min && x == min))
+            {
+                let word = if excl_min {
+                    "greater than"
+                } else {
+                    "greater than or equal to"
+                };
+                a.causes.push(Cause::invalid(
+                    path,
+                    &Value::Number(n.clone()),
+                    &format!("{path} in body should be {word} {min}"),
+                ));
             }
-            if let Some(max) = schema.get("maximum").and_then(Value::as_f64) {
-                if x > max || (excl_max && x == max) {
-                    let word = if excl_max { "less than" } else { "less than or equal to" };
-                    a.causes.push(Cause::invalid(path, &Value::Number(n.clone()), &format!("{path} in body should be {word} {max}")));
-                }
+            if let Some(max) = schema.get("maximum").and_then(Value::as_f64)
+                && (x > max || (excl_max && x == max))
+            {
+                let word = if excl_max {
+                    "less than"
+                } else {
+                    "less than or equal to"
+                };
+                a.causes.push(Cause::invalid(
+                    path,
+                    &Value::Number(n.clone()),
+                    &format!("{path} in body should be {word} {max}"),
+                ));
             }
-            if let Some(m) = schema.get("multipleOf").and_then(Value::as_f64).filter(|m| *m > 0.0) {
-                if (x / m).fract().abs() > 1e-9 {
-                    a.causes.push(Cause::invalid(path, &Value::Number(n.clone()), &format!("{path} in body should be a multiple of {m}")));
-                }
+            if let Some(m) = schema
+                .get("multipleOf")
+                .and_then(Value::as_f64)
+                .filter(|m| *m > 0.0)
+                && (x / m).fract().abs() > 1e-9
+            {
+                a.causes.push(Cause::invalid(
+                    path,
+                    &Value::Number(n.clone()),
+                    &format!("{path} in body should be a multiple of {m}"),
+                ));
             }
         }
         _ => {}
     }
 }
 
-fn bounds(schema: &Value, min_key: &str, max_key: &str, n: usize, path: &str, what: &str, a: &mut Admission) {
-    if let Some(min) = schema.get(min_key).and_then(Value::as_u64) {
-        if (n as u64) < min {
-            a.causes.push(Cause::invalid(path, &json!(n), &format!("{path} in body should have at least {min} {what}")));
-        }
+fn bounds(
+    schema: &Value,
+    min_key: &str,
+    max_key: &str,
+    n: usize,
+    path: &str,
+    what: &str,
+    a: &mut Admission,
+) {
+    if let Some(min) = schema.get(min_key).and_then(Value::as_u64)
+        && (n as u64) < min
+    {
+        a.causes.push(Cause::invalid(
+            path,
+            &json!(n),
+            &format!("{path} in body should have at least {min} {what}"),
+        ));
     }
-    if let Some(max) = schema.get(max_key).and_then(Value::as_u64) {
-        if (n as u64) > max {
-            a.causes.push(Cause::new("FieldValueTooMany", path, format!("Too many: {n}: must have at most {max} {what}")));
-        }
+    if let Some(max) = schema.get(max_key).and_then(Value::as_u64)
+        && (n as u64) > max
+    {
+        a.causes.push(Cause::new(
+            "FieldValueTooMany",
+            path,
+            format!("Too many: {n}: must have at most {max} {what}"),
+        ));
     }
 }
 
@@ -301,16 +455,47 @@ mod tests {
     fn reports_upstream_shaped_errors() {
         let mut obj = json!({"spec": {"size": "big", "mode": "c", "name": "A1", "tags": ["x", "x"], "tmpl": {"spec": {}}}});
         let a = admit(&schema(), &mut obj);
-        let text: Vec<String> = a.causes.iter().map(|c| format!("{}: {}", c.field, c.message)).collect();
-        assert!(text.iter().any(|t| t.contains("spec.size in body must be of type integer")), "{text:?}");
-        assert!(text.iter().any(|t| t.contains("Unsupported value: \"c\"")), "{text:?}");
-        assert!(text.iter().any(|t| t.contains("should match '^[a-z]+$'")), "{text:?}");
-        assert!(text.iter().any(|t| t.starts_with("spec.tags[1]: Duplicate value")), "{text:?}");
-        assert!(text.iter().any(|t| t.starts_with("spec.tmpl.apiVersion: Required value")), "{text:?}");
+        let text: Vec<String> = a
+            .causes
+            .iter()
+            .map(|c| format!("{}: {}", c.field, c.message))
+            .collect();
+        assert!(
+            text.iter()
+                .any(|t| t.contains("spec.size in body must be of type integer")),
+            "{text:?}"
+        );
+        assert!(
+            text.iter().any(|t| t.contains("Unsupported value: \"c\"")),
+            "{text:?}"
+        );
+        assert!(
+            text.iter().any(|t| t.contains("should match '^[a-z]+$'")),
+            "{text:?}"
+        );
+        assert!(
+            text.iter()
+                .any(|t| t.starts_with("spec.tags[1]: Duplicate value")),
+            "{text:?}"
+        );
+        assert!(
+            text.iter()
+                .any(|t| t.starts_with("spec.tmpl.apiVersion: Required value")),
+            "{text:?}"
+        );
         let mut missing = json!({"spec": {}});
         let a = admit(&schema(), &mut missing);
-        assert!(a.causes.iter().any(|c| c.field == "spec.size" && c.reason == "FieldValueRequired"));
+        assert!(
+            a.causes
+                .iter()
+                .any(|c| c.field == "spec.size" && c.reason == "FieldValueRequired")
+        );
         let mut small = json!({"spec": {"size": 0}});
-        assert!(admit(&schema(), &mut small).causes.iter().any(|c| c.message.contains("greater than or equal to 1")));
+        assert!(
+            admit(&schema(), &mut small)
+                .causes
+                .iter()
+                .any(|c| c.message.contains("greater than or equal to 1"))
+        );
     }
 }

@@ -17,7 +17,9 @@ pub(crate) enum Form {
 /// v2beta1; a v2 body would break it).
 pub(crate) fn form(accept: Option<&str>) -> Form {
     for r in parse_media_ranges(accept.unwrap_or("")) {
-        if r.param("as") == Some("APIGroupDiscoveryList") && r.param("g") == Some("apidiscovery.k8s.io") {
+        if r.param("as") == Some("APIGroupDiscoveryList")
+            && r.param("g") == Some("apidiscovery.k8s.io")
+        {
             match r.param("v") {
                 Some("v2") => return Form::Aggregated("v2"),
                 Some("v2beta1") => return Form::Aggregated("v2beta1"),
@@ -64,8 +66,10 @@ pub(crate) fn api_versions(server_address: &str) -> Value {
 }
 
 fn api_group(name: &str, versions: &[String]) -> Value {
-    let vs: Vec<Value> =
-        versions.iter().map(|v| json!({"groupVersion": format!("{name}/{v}"), "version": v})).collect();
+    let vs: Vec<Value> = versions
+        .iter()
+        .map(|v| json!({"groupVersion": format!("{name}/{v}"), "version": v}))
+        .collect();
     json!({"name": name, "versions": vs, "preferredVersion": vs[0].clone()})
 }
 
@@ -81,7 +85,9 @@ pub(crate) fn api_group_list(resources: &[Resource]) -> Value {
 
 /// `GET /apis/G` (legacy); `None` if the group is unknown.
 pub(crate) fn api_group_doc(resources: &[Resource], group: &str) -> Option<Value> {
-    let (name, versions) = groups(resources).into_iter().find(|(g, _)| g == group && !g.is_empty())?;
+    let (name, versions) = groups(resources)
+        .into_iter()
+        .find(|(g, _)| g == group && !g.is_empty())?;
     let mut doc = api_group(&name, &versions);
     doc["kind"] = "APIGroup".into();
     doc["apiVersion"] = "v1".into();
@@ -124,7 +130,9 @@ pub(crate) fn api_resource_list(resources: &[Resource], gv: &GroupVersion) -> Op
     if list.is_empty() {
         return None;
     }
-    Some(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv.api_version(), "resources": list}))
+    Some(
+        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv.api_version(), "resources": list}),
+    )
 }
 
 fn aggregated_resource(r: &Resource) -> Value {
@@ -201,7 +209,12 @@ mod tests {
     #[test]
     fn aggregated_lists_deployments_with_scale() {
         let doc = aggregated(builtin(), false, "v2");
-        let apps = doc["items"].as_array().expect("items").iter().find(|i| i["metadata"]["name"] == "apps").expect("apps");
+        let apps = doc["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .find(|i| i["metadata"]["name"] == "apps")
+            .expect("apps");
         let deploy = apps["versions"][0]["resources"]
             .as_array()
             .expect("resources")
@@ -210,8 +223,16 @@ mod tests {
             .expect("deployments");
         assert_eq!(deploy["shortNames"], json!(["deploy"]));
         assert_eq!(deploy["categories"], json!(["all"]));
-        let scale = deploy["subresources"].as_array().expect("subs").iter().find(|s| s["subresource"] == "scale").expect("scale");
-        assert_eq!(scale["responseKind"], json!({"group": "autoscaling", "version": "v1", "kind": "Scale"}));
+        let scale = deploy["subresources"]
+            .as_array()
+            .expect("subs")
+            .iter()
+            .find(|s| s["subresource"] == "scale")
+            .expect("scale");
+        assert_eq!(
+            scale["responseKind"],
+            json!({"group": "autoscaling", "version": "v1", "kind": "Scale"})
+        );
         let core = aggregated(builtin(), true, "v2");
         assert_eq!(core["items"].as_array().expect("items").len(), 1);
         assert_eq!(core["items"][0]["metadata"]["name"], "");

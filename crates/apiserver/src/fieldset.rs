@@ -51,9 +51,17 @@ pub(crate) fn fields(obj: &Value, subresource: Option<&str>) -> FieldSet {
         let path = vec![format!("f:{k}")];
         if k == "metadata" {
             if let Some(meta) = v.as_object() {
-                for (mk, mv) in meta.iter().filter(|(mk, _)| !SYSTEM_METADATA.contains(&mk.as_str())) {
+                for (mk, mv) in meta
+                    .iter()
+                    .filter(|(mk, _)| !SYSTEM_METADATA.contains(&mk.as_str()))
+                {
                     let ms = child.as_ref().and_then(|s| child_schema(s, mk));
-                    walk(mv, ms.as_ref(), vec![path[0].clone(), format!("f:{mk}")], &mut out);
+                    walk(
+                        mv,
+                        ms.as_ref(),
+                        vec![path[0].clone(), format!("f:{mk}")],
+                        &mut out,
+                    );
                 }
             }
             continue;
@@ -75,7 +83,9 @@ enum ListKind {
 }
 
 fn list_kind(schema: Option<&SchemaNode<'_>>, items: &[Value]) -> ListKind {
-    let Some(s) = schema else { return ListKind::Atomic };
+    let Some(s) = schema else {
+        return ListKind::Atomic;
+    };
     let keys: Vec<String> = s.list_map_keys().into_iter().map(str::to_owned).collect();
     match s.list_type() {
         Some("map") if !keys.is_empty() => return ListKind::Map(keys),
@@ -107,8 +117,11 @@ fn item_key(item: &Value, keys: &[String]) -> String {
 
 fn walk(v: &Value, schema: Option<&SchemaNode<'_>>, path: Path, out: &mut FieldSet) {
     match v {
-        Value::Object(m) if !m.is_empty() && schema.is_none_or(|s| s.map_type() != Some("atomic")) => {
-            let free_form = schema.is_some_and(|s| s.preserves_unknown_fields()) && schema.is_some_and(|s| s.field("x").is_none() && s.items().is_none());
+        Value::Object(m)
+            if !m.is_empty() && schema.is_none_or(|s| s.map_type() != Some("atomic")) =>
+        {
+            let free_form = schema.is_some_and(|s| s.preserves_unknown_fields())
+                && schema.is_some_and(|s| s.field("x").is_none() && s.items().is_none());
             if free_form {
                 out.insert(path);
                 return;
@@ -195,11 +208,6 @@ pub(crate) fn from_fields_v1(v: &Value) -> FieldSet {
     out
 }
 
-/// `FieldsV1` of an object as its writer sets it.
-pub(crate) fn fields_v1(obj: &Value, subresource: Option<&str>) -> Value {
-    to_fields_v1(&fields(obj, subresource))
-}
-
 /// The value a path points at.
 pub(crate) fn value_at<'a>(obj: &'a Value, path: &[String]) -> Option<&'a Value> {
     let mut cur = obj;
@@ -218,7 +226,10 @@ fn step<'a>(cur: &'a Value, el: &str) -> Option<&'a Value> {
     }
     if let Some(k) = el.strip_prefix("k:") {
         let key: Map<String, Value> = serde_json::from_str(k).ok()?;
-        return cur.as_array()?.iter().find(|item| key.iter().all(|(kk, kv)| item.get(kk) == Some(kv)));
+        return cur
+            .as_array()?
+            .iter()
+            .find(|item| key.iter().all(|(kk, kv)| item.get(kk) == Some(kv)));
     }
     if let Some(v) = el.strip_prefix("v:") {
         let want: Value = serde_json::from_str(v).ok()?;
@@ -249,10 +260,12 @@ pub(crate) fn remove_path(obj: &mut Value, path: &[String]) {
         if let Some(m) = cur.as_object_mut() {
             m.remove(f);
         }
-    } else if let Some(arr) = cur.as_array_mut() {
-        if let Some(pos) = arr.iter().position(|item| step(&Value::Array(vec![item.clone()]), last).is_some()) {
-            arr.remove(pos);
-        }
+    } else if let Some(arr) = cur.as_array_mut()
+        && let Some(pos) = arr
+            .iter()
+            .position(|item| step(&Value::Array(vec![item.clone()]), last).is_some())
+    {
+        arr.remove(pos);
     }
 }
 
@@ -292,11 +305,24 @@ mod tests {
     fn containers_are_keyed_by_name_and_status_is_excluded() {
         let set = fields(&deploy(), None);
         let text: Vec<String> = set.iter().map(|p| p.join("/")).collect();
-        assert!(text.contains(&"f:spec/f:template/f:spec/f:containers/k:{\"name\":\"web\"}/f:image".to_owned()), "{text:?}");
-        assert!(text.contains(&"f:spec/f:template/f:spec/f:containers/k:{\"name\":\"web\"}/.".to_owned()));
-        assert!(text.contains(&"f:spec/f:template/f:spec/f:containers/k:{\"name\":\"web\"}/f:args".to_owned()));
+        assert!(
+            text.contains(
+                &"f:spec/f:template/f:spec/f:containers/k:{\"name\":\"web\"}/f:image".to_owned()
+            ),
+            "{text:?}"
+        );
+        assert!(
+            text.contains(
+                &"f:spec/f:template/f:spec/f:containers/k:{\"name\":\"web\"}/.".to_owned()
+            )
+        );
+        assert!(text.contains(
+            &"f:spec/f:template/f:spec/f:containers/k:{\"name\":\"web\"}/f:args".to_owned()
+        ));
         assert!(text.contains(&"f:metadata/f:labels/f:app".to_owned()));
-        assert!(!text.iter().any(|t| t.starts_with("f:status") || t.contains("f:name\"") || t == "f:metadata/f:name"));
+        assert!(!text.iter().any(|t| t.starts_with("f:status")
+            || t.contains("f:name\"")
+            || t == "f:metadata/f:name"));
         let round = from_fields_v1(&to_fields_v1(&set));
         assert_eq!(round, set);
     }
@@ -304,18 +330,38 @@ mod tests {
     #[test]
     fn paths_resolve_and_remove() {
         let mut d = deploy();
-        let p: Path = ["f:spec", "f:template", "f:spec", "f:containers", "k:{\"name\":\"web\"}", "f:image"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let p: Path = [
+            "f:spec",
+            "f:template",
+            "f:spec",
+            "f:containers",
+            "k:{\"name\":\"web\"}",
+            "f:image",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         assert_eq!(value_at(&d, &p), Some(&json!("nginx")));
         remove_path(&mut d, &p);
-        assert!(d.pointer("/spec/template/spec/containers/0/image").is_none());
-        let item: Path = ["f:spec", "f:template", "f:spec", "f:containers", "k:{\"name\":\"web\"}", "."]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        assert!(
+            d.pointer("/spec/template/spec/containers/0/image")
+                .is_none()
+        );
+        let item: Path = [
+            "f:spec",
+            "f:template",
+            "f:spec",
+            "f:containers",
+            "k:{\"name\":\"web\"}",
+            ".",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         remove_path(&mut d, &item);
-        assert_eq!(d.pointer("/spec/template/spec/containers"), Some(&json!([])));
+        assert_eq!(
+            d.pointer("/spec/template/spec/containers"),
+            Some(&json!([]))
+        );
     }
 }

@@ -58,7 +58,10 @@ impl Index {
                     .filter_map(|r| {
                         Some(Owner {
                             uid: r.get("uid")?.as_str()?.to_owned(),
-                            block: r.get("blockOwnerDeletion").and_then(Value::as_bool).unwrap_or(false),
+                            block: r
+                                .get("blockOwnerDeletion")
+                                .and_then(Value::as_bool)
+                                .unwrap_or(false),
                         })
                     })
                     .collect()
@@ -73,7 +76,11 @@ impl Index {
             finalizers: obj
                 .pointer("/metadata/finalizers")
                 .and_then(Value::as_array)
-                .map(|f| f.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect())
+                .map(|f| {
+                    f.iter()
+                        .filter_map(|x| x.as_str().map(str::to_owned))
+                        .collect()
+                })
                 .unwrap_or_default(),
         };
         if !info.uid.is_empty() {
@@ -83,10 +90,10 @@ impl Index {
     }
 
     fn remove(&mut self, key: &str) {
-        if let Some(old) = self.objects.remove(key) {
-            if self.by_uid.get(&old.uid).is_some_and(|k| &**k == key) {
-                self.by_uid.remove(&old.uid);
-            }
+        if let Some(old) = self.objects.remove(key)
+            && self.by_uid.get(&old.uid).is_some_and(|k| &**k == key)
+        {
+            self.by_uid.remove(&old.uid);
         }
     }
 
@@ -164,14 +171,22 @@ fn apply_event(index: &mut Index, ev: &crate::cache::CacheEvent) {
 async fn collect(state: &Arc<State>, index: &Index) {
     let resources = state.resources.all();
     for (key, info) in &index.objects {
-        let Some(res) = resource_of(&resources, key) else { continue };
+        let Some(res) = resource_of(&resources, key) else {
+            continue;
+        };
         if info.deleting && info.finalizers.iter().any(|f| f == "orphan") {
             orphan_dependents(state, &resources, index, &res, info).await;
         }
         if info.deleting && info.finalizers.iter().any(|f| f == "foregroundDeletion") {
             delete_in_foreground(state, &resources, index, &res, info).await;
         }
-        if !info.owners.is_empty() && !info.deleting && info.owners.iter().all(|o| !index.by_uid.contains_key(&o.uid)) {
+        if !info.owners.is_empty()
+            && !info.deleting
+            && info
+                .owners
+                .iter()
+                .all(|o| !index.by_uid.contains_key(&o.uid))
+        {
             let opts = DeleteOptions {
                 propagation: Some("Background".into()),
                 grace: None,
@@ -179,34 +194,58 @@ async fn collect(state: &Arc<State>, index: &Index) {
                 resource_version: None,
                 dry_run: false,
             };
-            log_err(delete_stored(state, &res, &res, info.namespace.as_deref(), &info.name, &opts).await, key);
+            log_err(
+                delete_stored(
+                    state,
+                    &res,
+                    &res,
+                    info.namespace.as_deref(),
+                    &info.name,
+                    &opts,
+                )
+                .await,
+                key,
+            );
         }
     }
 }
 
 fn log_err<T>(r: Result<T, ApiError>, key: &str) {
-    if let Err(e) = r {
-        if !matches!(e, ApiError::NotFound(_) | ApiError::Conflict { .. }) {
-            tracing::warn!("garbage collector: {key}: {e:?}");
-        }
+    if let Err(e) = r
+        && !matches!(e, ApiError::NotFound(_) | ApiError::Conflict { .. })
+    {
+        tracing::warn!("garbage collector: {key}: {e:?}");
     }
 }
 
-async fn orphan_dependents(state: &Arc<State>, resources: &[Resource], index: &Index, res: &Resource, owner: &Info) {
+async fn orphan_dependents(
+    state: &Arc<State>,
+    resources: &[Resource],
+    index: &Index,
+    res: &Resource,
+    owner: &Info,
+) {
     for (dkey, dep) in index.dependents_of(&owner.uid) {
-        let Some(dres) = resource_of(resources, &dkey) else { continue };
+        let Some(dres) = resource_of(resources, &dkey) else {
+            continue;
+        };
         let uid = owner.uid.clone();
         let r = state
             .objects
             .update(&dres, dep.namespace.as_deref(), &dep.name, |cur| {
-                let Some(cur) = cur else { return Err(ApiError::NotFound(crate::objects::target(&dres, &dep.name))) };
+                let Some(cur) = cur else {
+                    return Err(ApiError::NotFound(crate::objects::target(&dres, &dep.name)));
+                };
                 let mut new = cur.clone();
-                if let Some(refs) = new.pointer_mut("/metadata/ownerReferences").and_then(Value::as_array_mut) {
+                if let Some(refs) = new
+                    .pointer_mut("/metadata/ownerReferences")
+                    .and_then(Value::as_array_mut)
+                {
                     refs.retain(|r| r.get("uid").and_then(Value::as_str) != Some(uid.as_str()));
-                    if refs.is_empty() {
-                        if let Some(m) = new.get_mut("metadata").and_then(Value::as_object_mut) {
-                            m.remove("ownerReferences");
-                        }
+                    if refs.is_empty()
+                        && let Some(m) = new.get_mut("metadata").and_then(Value::as_object_mut)
+                    {
+                        m.remove("ownerReferences");
                     }
                 }
                 let api = dres.api_version();
@@ -218,10 +257,18 @@ async fn orphan_dependents(state: &Arc<State>, resources: &[Resource], index: &I
     remove_finalizer(state, res, owner, "orphan").await;
 }
 
-async fn delete_in_foreground(state: &Arc<State>, resources: &[Resource], index: &Index, res: &Resource, owner: &Info) {
+async fn delete_in_foreground(
+    state: &Arc<State>,
+    resources: &[Resource],
+    index: &Index,
+    res: &Resource,
+    owner: &Info,
+) {
     let mut blocking = 0;
     for (dkey, dep) in index.dependents_of(&owner.uid) {
-        let Some(dres) = resource_of(resources, &dkey) else { continue };
+        let Some(dres) = resource_of(resources, &dkey) else {
+            continue;
+        };
         if dep.owners.iter().any(|o| o.uid == owner.uid && o.block) {
             blocking += 1;
         }
@@ -233,7 +280,18 @@ async fn delete_in_foreground(state: &Arc<State>, resources: &[Resource], index:
                 resource_version: None,
                 dry_run: false,
             };
-            log_err(delete_stored(state, &dres, &dres, dep.namespace.as_deref(), &dep.name, &opts).await, &dkey);
+            log_err(
+                delete_stored(
+                    state,
+                    &dres,
+                    &dres,
+                    dep.namespace.as_deref(),
+                    &dep.name,
+                    &opts,
+                )
+                .await,
+                &dkey,
+            );
         }
     }
     if blocking == 0 {
@@ -245,12 +303,17 @@ async fn remove_finalizer(state: &Arc<State>, res: &Resource, info: &Info, final
     let r = state
         .objects
         .update(res, info.namespace.as_deref(), &info.name, |cur| {
-            let Some(cur) = cur else { return Err(ApiError::NotFound(crate::objects::target(res, &info.name))) };
+            let Some(cur) = cur else {
+                return Err(ApiError::NotFound(crate::objects::target(res, &info.name)));
+            };
             if meta_str(&cur, "uid") != Some(info.uid.as_str()) {
                 return Ok(Decision::Unchanged(cur));
             }
             let mut new = cur.clone();
-            if let Some(fs) = new.pointer_mut("/metadata/finalizers").and_then(Value::as_array_mut) {
+            if let Some(fs) = new
+                .pointer_mut("/metadata/finalizers")
+                .and_then(Value::as_array_mut)
+            {
                 fs.retain(|f| f != finalizer);
             }
             let api = res.api_version();

@@ -65,7 +65,13 @@ struct Sealed {
 fn derive_key(token: &str, salt: &[u8]) -> LessSafeKey {
     let mut key = [0u8; 32];
     let rounds = NonZeroU32::new(PBKDF2_ROUNDS).expect("nonzero");
-    ring::pbkdf2::derive(ring::pbkdf2::PBKDF2_HMAC_SHA256, rounds, salt, token.as_bytes(), &mut key);
+    ring::pbkdf2::derive(
+        ring::pbkdf2::PBKDF2_HMAC_SHA256,
+        rounds,
+        salt,
+        token.as_bytes(),
+        &mut key,
+    );
     LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &key).expect("32-byte key"))
 }
 
@@ -76,7 +82,11 @@ impl Identity {
         let mut ca = CertificateParams::default();
         ca.distinguished_name = dn("drover-ca", None);
         ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        ca.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
         ca.not_before = rcgen::date_time_ymd(2024, 1, 1);
         ca.not_after = rcgen::date_time_ymd(2124, 1, 1);
         let ca_cert = ca.self_signed(&ca_key)?;
@@ -110,16 +120,33 @@ impl Identity {
         rng.fill(&mut nonce).expect("system rng");
         let key = derive_key(token, &salt);
         let mut data = serde_json::to_vec(self).expect("identity serializes");
-        key.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(b"drover-identity-v1"), &mut data)
-            .expect("seal");
-        let sealed = Sealed { v: 1, salt: B64.encode(salt), nonce: B64.encode(nonce), data: B64.encode(data) };
+        key.seal_in_place_append_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(b"drover-identity-v1"),
+            &mut data,
+        )
+        .expect("seal");
+        let sealed = Sealed {
+            v: 1,
+            salt: B64.encode(salt),
+            nonce: B64.encode(nonce),
+            data: B64.encode(data),
+        };
         serde_json::to_vec(&sealed).expect("sealed serializes")
     }
 
     /// Decrypts an identity sealed with [`Identity::seal`].
-    pub(crate) fn open(bytes: &[u8], token: &str, token_hint: &str) -> Result<Identity, IdentityError> {
-        let sealed: Sealed = serde_json::from_slice(bytes).map_err(|e| IdentityError::Corrupt(e.to_string()))?;
-        let decode = |s: &str| B64.decode(s).map_err(|e| IdentityError::Corrupt(e.to_string()));
+    pub(crate) fn open(
+        bytes: &[u8],
+        token: &str,
+        token_hint: &str,
+    ) -> Result<Identity, IdentityError> {
+        let sealed: Sealed =
+            serde_json::from_slice(bytes).map_err(|e| IdentityError::Corrupt(e.to_string()))?;
+        let decode = |s: &str| {
+            B64.decode(s)
+                .map_err(|e| IdentityError::Corrupt(e.to_string()))
+        };
         let salt = decode(&sealed.salt)?;
         let nonce: [u8; 12] = decode(&sealed.nonce)?
             .try_into()
@@ -127,8 +154,14 @@ impl Identity {
         let mut data = decode(&sealed.data)?;
         let key = derive_key(token, &salt);
         let plain = key
-            .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(b"drover-identity-v1"), &mut data)
-            .map_err(|_| IdentityError::WrongToken { token_hint: token_hint.to_owned() })?;
+            .open_in_place(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(b"drover-identity-v1"),
+                &mut data,
+            )
+            .map_err(|_| IdentityError::WrongToken {
+                token_hint: token_hint.to_owned(),
+            })?;
         serde_json::from_slice(plain).map_err(|e| IdentityError::Corrupt(e.to_string()))
     }
 
@@ -140,11 +173,17 @@ impl Identity {
         let mut params = CertificateParams::new(sans.to_vec())?;
         params.distinguished_name = dn("drover-apiserver", None);
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
         params.not_before = rcgen::date_time_ymd(2024, 1, 1);
         params.not_after = rcgen::date_time_ymd(2124, 1, 1);
         let cert = params.signed_by(&key, &issuer)?;
-        Ok((format!("{}{}", cert.pem(), self.ca_cert_pem), key.serialize_pem()))
+        Ok((
+            format!("{}{}", cert.pem(), self.ca_cert_pem),
+            key.serialize_pem(),
+        ))
     }
 
     /// A kubeconfig for the admin user against `server` (e.g. `https://127.0.0.1:6443`).
@@ -170,7 +209,11 @@ fn dn(cn: &str, org: Option<&str>) -> DistinguishedName {
 }
 
 /// The SANs of the serving certificate.
-pub(crate) fn serving_sans(bind: IpAddr, first_service_ip: IpAddr, extra: &[String]) -> Vec<String> {
+pub(crate) fn serving_sans(
+    bind: IpAddr,
+    first_service_ip: IpAddr,
+    extra: &[String],
+) -> Vec<String> {
     let mut sans: Vec<String> = vec![
         "127.0.0.1".into(),
         "localhost".into(),
@@ -203,7 +246,12 @@ pub(crate) fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()>
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
     let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
     f.write_all(contents)?;
     f.sync_all()?;
     std::fs::rename(&tmp, path)
@@ -226,20 +274,37 @@ mod tests {
         let sealed = id.seal("right");
         let opened = Identity::open(&sealed, "right", "x").expect("open");
         assert_eq!(opened.ca_cert_pem, id.ca_cert_pem);
-        let err = Identity::open(&sealed, "wrong", "the token file").expect_err("wrong token must fail");
+        let err =
+            Identity::open(&sealed, "wrong", "the token file").expect_err("wrong token must fail");
         assert!(err.to_string().contains("same --token"), "{err}");
     }
 
     #[test]
     fn serving_cert_is_signed_for_the_sans() {
         let id = Identity::generate().expect("generate");
-        let sans = serving_sans("127.0.0.1".parse().expect("ip"), "10.43.0.1".parse().expect("ip"), &["example.test".into()]);
+        let sans = serving_sans(
+            "127.0.0.1".parse().expect("ip"),
+            "10.43.0.1".parse().expect("ip"),
+            &["example.test".into()],
+        );
         assert!(sans.contains(&"kubernetes.default.svc.cluster.local".to_owned()));
         let (chain, _key) = id.issue_serving(&sans).expect("issue");
-        let der = rustls_pemfile::certs(&mut chain.as_bytes()).next().expect("one cert").expect("pem");
+        let der = rustls_pemfile::certs(&mut chain.as_bytes())
+            .next()
+            .expect("one cert")
+            .expect("pem");
         let (_, cert) = x509_parser::parse_x509_certificate(&der).expect("x509");
-        let san = cert.subject_alternative_name().expect("ext").expect("san").value;
+        let san = cert
+            .subject_alternative_name()
+            .expect("ext")
+            .expect("san")
+            .value;
         let text = format!("{san:?}");
-        assert!(text.contains("example.test") && text.contains("10.43.0.1") && text.contains("localhost"), "{text}");
+        assert!(
+            text.contains("example.test")
+                && text.contains("10.43.0.1")
+                && text.contains("localhost"),
+            "{text}"
+        );
     }
 }

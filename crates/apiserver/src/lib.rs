@@ -84,25 +84,47 @@ impl ApiServer {
 
         let tls_dir = data_dir.join("tls");
         make_private_dir(&tls_dir)?;
-        let sans = identity::serving_sans(config.bind_address, config.first_service_ip().into(), &config.tls_sans);
+        let sans = identity::serving_sans(
+            config.bind_address,
+            config.first_service_ip().into(),
+            &config.tls_sans,
+        );
         let (chain, key) = serving_cert(&identity, &tls_dir, &sans)?;
         let tls = serve::tls_config(&chain, &key, &identity.ca_cert_pem)?;
 
         let listener = tokio::net::TcpListener::bind((config.bind_address, config.https_port))
             .await
-            .with_context(|| format!("cannot listen on {}:{}", config.bind_address, config.https_port))?;
+            .with_context(|| {
+                format!(
+                    "cannot listen on {}:{}",
+                    config.bind_address, config.https_port
+                )
+            })?;
         let addr = listener.local_addr()?;
-        let host = if config.bind_address.is_unspecified() { "127.0.0.1".to_owned() } else { config.bind_address.to_string() };
+        let host = if config.bind_address.is_unspecified() {
+            "127.0.0.1".to_owned()
+        } else {
+            config.bind_address.to_string()
+        };
         let address = format!("{host}:{}", addr.port());
         let kubeconfig = data_dir.join("kubeconfig.yaml");
-        identity::write_private(&kubeconfig, identity.kubeconfig(&format!("https://{address}")).as_bytes())
-            .with_context(|| format!("cannot write {}", kubeconfig.display()))?;
+        identity::write_private(
+            &kubeconfig,
+            identity
+                .kubeconfig(&format!("https://{address}"))
+                .as_bytes(),
+        )
+        .with_context(|| format!("cannot write {}", kubeconfig.display()))?;
 
-        let cache = cache::Cache::start(Arc::clone(&store)).await.context("cannot prime the watch cache")?;
+        let cache = cache::Cache::start(Arc::clone(&store))
+            .await
+            .context("cannot prime the watch cache")?;
         let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
         let state = Arc::new(State {
             in_flight: Arc::new(tokio::sync::Semaphore::new(config.max_in_flight)),
-            objects: objects::Objects { store: Arc::clone(&store) },
+            objects: objects::Objects {
+                store: Arc::clone(&store),
+            },
             store: Arc::clone(&store),
             cache,
             identity,
@@ -112,13 +134,15 @@ impl ApiServer {
             crds_synced: false.into(),
             crd_docs: parking_lot::RwLock::new(None),
             shutdown: shutdown_rx.clone(),
-            started: Instant::now(),
             address,
             config,
         });
-        bootstrap::run(&state)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot create the bootstrap objects: {}", e.to_status()["message"]))?;
+        bootstrap::run(&state).await.map_err(|e| {
+            anyhow::anyhow!(
+                "cannot create the bootstrap objects: {}",
+                e.to_status()["message"]
+            )
+        })?;
         crd::reconcile(&state).await;
         state.bootstrapped.store(true, Ordering::SeqCst);
         crd::spawn(Arc::clone(&state));
@@ -126,7 +150,13 @@ impl ApiServer {
         gc::spawn(Arc::clone(&state));
         let grace = state.config.shutdown_grace;
         let serving = tokio::spawn(serve::serve(state, listener, tls, shutdown_rx, grace));
-        Ok(ApiServer { addr, kubeconfig, shutdown_tx, serving, store })
+        Ok(ApiServer {
+            addr,
+            kubeconfig,
+            shutdown_tx,
+            serving,
+            store,
+        })
     }
 
     /// The bound address.
@@ -173,12 +203,19 @@ fn resolve_token(config: &Config) -> anyhow::Result<(String, String)> {
     }
 }
 
-async fn load_identity(store: &AnyStore, token: &str, hint: &str) -> anyhow::Result<identity::Identity> {
+async fn load_identity(
+    store: &AnyStore,
+    token: &str,
+    hint: &str,
+) -> anyhow::Result<identity::Identity> {
     if let Some(kv) = store.get(identity::IDENTITY_KEY).await? {
         return Ok(identity::Identity::open(&kv.value, token, hint)?);
     }
     let fresh = identity::Identity::generate()?;
-    match store.create(identity::IDENTITY_KEY, Bytes::from(fresh.seal(token))).await {
+    match store
+        .create(identity::IDENTITY_KEY, Bytes::from(fresh.seal(token)))
+        .await
+    {
         Ok(_) => Ok(fresh),
         // Another server created it first: use theirs.
         Err(drover_store::Error::AlreadyExists { current, .. }) => {
@@ -189,13 +226,24 @@ async fn load_identity(store: &AnyStore, token: &str, hint: &str) -> anyhow::Res
 }
 
 /// Reuses the cached serving certificate when it was issued by this CA for the same SANs.
-fn serving_cert(id: &identity::Identity, dir: &std::path::Path, sans: &[String]) -> anyhow::Result<(String, String)> {
-    let (crt, key, san_file) = (dir.join("serving.crt"), dir.join("serving.key"), dir.join("serving.sans"));
+fn serving_cert(
+    id: &identity::Identity,
+    dir: &std::path::Path,
+    sans: &[String],
+) -> anyhow::Result<(String, String)> {
+    let (crt, key, san_file) = (
+        dir.join("serving.crt"),
+        dir.join("serving.key"),
+        dir.join("serving.sans"),
+    );
     let want = format!("{}\n{}", sans.join(","), id.ca_cert_pem);
-    if let (Ok(c), Ok(k), Ok(s)) = (std::fs::read_to_string(&crt), std::fs::read_to_string(&key), std::fs::read_to_string(&san_file)) {
-        if s == want {
-            return Ok((c, k));
-        }
+    if let (Ok(c), Ok(k), Ok(s)) = (
+        std::fs::read_to_string(&crt),
+        std::fs::read_to_string(&key),
+        std::fs::read_to_string(&san_file),
+    ) && s == want
+    {
+        return Ok((c, k));
     }
     let (c, k) = id.issue_serving(sans)?;
     identity::write_private(&key, k.as_bytes())?;
@@ -207,7 +255,11 @@ fn serving_cert(id: &identity::Identity, dir: &std::path::Path, sans: &[String])
 // === request entry point ===
 
 /// Serves one request.
-pub(crate) async fn handle(state: Arc<State>, cert_user: Option<User>, req: Request<hyper::body::Incoming>) -> Response<Body> {
+pub(crate) async fn handle(
+    state: Arc<State>,
+    cert_user: Option<User>,
+    req: Request<hyper::body::Incoming>,
+) -> Response<Body> {
     let started = Instant::now();
     let (parts, body) = req.into_parts();
     let query = Query::parse(parts.uri.query());
@@ -222,19 +274,22 @@ pub(crate) async fn handle(state: Arc<State>, cert_user: Option<User>, req: Requ
             match user {
                 None => error_response(&ApiError::Unauthorized),
                 Some(user) => {
-                    let long_running = matches!(&route, Route::Resource(r) if r.verb == route::Verb::Watch);
-                    let permit = if long_running { None } else { state.in_flight.clone().try_acquire_owned().ok() };
+                    let long_running =
+                        matches!(&route, Route::Resource(r) if r.verb == route::Verb::Watch);
+                    let permit = if long_running {
+                        None
+                    } else {
+                        state.in_flight.clone().try_acquire_owned().ok()
+                    };
                     if !long_running && permit.is_none() {
                         state.metrics.rejected.fetch_add(1, Ordering::Relaxed);
                         let mut r = error_response(&ApiError::TooManyRequests);
-                        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                        r.headers_mut()
+                            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
                         r
                     } else {
                         state.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
-                        let body = match read_body(body).await {
-                            Ok(b) => Ok(b),
-                            Err(e) => Err(e),
-                        };
+                        let body = read_body(body).await;
                         let resp = match body {
                             Ok(body) => dispatch(&state, &user, route, &parts, &query, body).await,
                             Err(e) => error_response(&e),
@@ -247,7 +302,12 @@ pub(crate) async fn handle(state: Arc<State>, cert_user: Option<User>, req: Requ
             }
         }
     };
-    state.metrics.request(verb, &resource, resp.status().as_u16(), started.elapsed().as_secs_f64());
+    state.metrics.request(
+        verb,
+        &resource,
+        resp.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
     resp
 }
 
@@ -255,10 +315,17 @@ async fn read_body(body: hyper::body::Incoming) -> Result<Bytes, ApiError> {
     let limited = http_body_util::Limited::new(body, MAX_BODY_BYTES);
     match limited.collect().await {
         Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(ApiError::TooLarge(format!(
-            "the request body is too large: the limit is {MAX_BODY_BYTES} bytes (3 MiB)"
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(ApiError::TooLarge(format!(
+                "the request body is too large: the limit is {MAX_BODY_BYTES} bytes (3 MiB)"
+            )))
+        }
+        Err(e) => Err(ApiError::BadRequest(format!(
+            "cannot read the request body: {e}"
         ))),
-        Err(e) => Err(ApiError::BadRequest(format!("cannot read the request body: {e}"))),
     }
 }
 
@@ -270,7 +337,10 @@ async fn dispatch(
     query: &Query,
     body: Bytes,
 ) -> Response<Body> {
-    let accept = parts.headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let accept = parts
+        .headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok());
     if !user.is_master() && !handlers::allowed_for_non_masters(&route) {
         return error_response(&handlers::forbidden(user, &route));
     }
@@ -280,23 +350,37 @@ async fn dispatch(
             let (n, bytes) = state.cache.size();
             let text = state.metrics.render(state.store.stats(), n, bytes);
             let mut r = Response::new(Body::full(text));
-            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4"),
+            );
             r
         }
         Route::LegacyApis => match discovery::form(accept) {
-            discovery::Form::Aggregated(v) => aggregated_response(&discovery::aggregated(&resources, true, v), v),
-            discovery::Form::Legacy => json_response(StatusCode::OK, &discovery::api_versions(&state.address)),
+            discovery::Form::Aggregated(v) => {
+                aggregated_response(&discovery::aggregated(&resources, true, v), v)
+            }
+            discovery::Form::Legacy => {
+                json_response(StatusCode::OK, &discovery::api_versions(&state.address))
+            }
         },
         Route::Apis => match discovery::form(accept) {
-            discovery::Form::Aggregated(v) => aggregated_response(&discovery::aggregated(&resources, false, v), v),
-            discovery::Form::Legacy => json_response(StatusCode::OK, &discovery::api_group_list(&resources)),
+            discovery::Form::Aggregated(v) => {
+                aggregated_response(&discovery::aggregated(&resources, false, v), v)
+            }
+            discovery::Form::Legacy => {
+                json_response(StatusCode::OK, &discovery::api_group_list(&resources))
+            }
         },
         Route::Group(g) => match discovery::api_group_doc(&resources, &g) {
             Some(doc) => json_response(StatusCode::OK, &doc),
             None => not_found(),
         },
         Route::GroupVersion { group, version } => {
-            let gv = drover_core::registry::GroupVersion { group: group.into(), version: version.into() };
+            let gv = drover_core::registry::GroupVersion {
+                group: group.into(),
+                version: version.into(),
+            };
             match discovery::api_resource_list(&resources, &gv) {
                 Some(doc) => json_response(StatusCode::OK, &doc),
                 None => not_found(),
@@ -351,24 +435,41 @@ fn health(state: &State, endpoint: &str, check: Option<&str>, query: &Query) -> 
         checks.push(("etcd", true));
         checks.push(("informer-sync", state.cache.revision() > 0 || ready));
         checks.push(("poststarthook/bootstrap-objects", ready));
-        checks.push(("poststarthook/crd-informer-synced", state.crds_synced.load(Ordering::SeqCst)));
+        checks.push((
+            "poststarthook/crd-informer-synced",
+            state.crds_synced.load(Ordering::SeqCst),
+        ));
         checks.push(("shutdown", !*state.shutdown.borrow()));
     }
     if let Some(name) = check {
         return match checks.iter().find(|(n, _)| *n == name) {
             Some((_, true)) => text_response(StatusCode::OK, "ok".into()),
-            Some((n, false)) => text_response(StatusCode::INTERNAL_SERVER_ERROR, format!("[-]{n} failed: not ready\n")),
+            Some((n, false)) => text_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("[-]{n} failed: not ready\n"),
+            ),
             None => not_found(),
         };
     }
     let ok = checks.iter().all(|(_, ok)| *ok);
-    let code = if ok { StatusCode::OK } else { StatusCode::INTERNAL_SERVER_ERROR };
+    let code = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::INTERNAL_SERVER_ERROR
+    };
     if query.get("verbose").is_some() || !ok {
         let mut s = String::new();
         for (n, good) in &checks {
-            s.push_str(&if *good { format!("[+]{n} ok\n") } else { format!("[-]{n} failed: reason withheld\n") });
+            s.push_str(&if *good {
+                format!("[+]{n} ok\n")
+            } else {
+                format!("[-]{n} failed: reason withheld\n")
+            });
         }
-        s.push_str(&format!("{endpoint} check {}\n", if ok { "passed" } else { "failed" }));
+        s.push_str(&format!(
+            "{endpoint} check {}\n",
+            if ok { "passed" } else { "failed" }
+        ));
         return text_response(code, s);
     }
     text_response(code, "ok".into())
@@ -377,22 +478,34 @@ fn health(state: &State, endpoint: &str, check: Option<&str>, query: &Query) -> 
 pub(crate) fn text_response(code: StatusCode, text: String) -> Response<Body> {
     let mut r = Response::new(Body::full(text));
     *r.status_mut() = code;
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
-    r.headers_mut().insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r.headers_mut().insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
     r
 }
 
 pub(crate) fn json_response(code: StatusCode, value: &Value) -> Response<Body> {
     let mut r = Response::new(Body::full(serde_json::to_vec(value).expect("serializable")));
     *r.status_mut() = code;
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     r
 }
 
 fn aggregated_response(value: &Value, version: &str) -> Response<Body> {
     let mut r = json_response(StatusCode::OK, value);
     let ct = discovery::aggregated_content_type(version);
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_str(&ct).expect("ascii"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(&ct).expect("ascii"),
+    );
     r
 }
 
@@ -402,5 +515,7 @@ pub(crate) fn error_response(e: &ApiError) -> Response<Body> {
 }
 
 fn not_found() -> Response<Body> {
-    error_response(&ApiError::NotFoundMessage("the server could not find the requested resource".into()))
+    error_response(&ApiError::NotFoundMessage(
+        "the server could not find the requested resource".into(),
+    ))
 }

@@ -15,13 +15,12 @@ pub(crate) fn rfc3339(secs: i64) -> String {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, (rem % 3600) / 60, rem % 60)
-}
-
-/// RFC 3339 with microseconds (`metav1.MicroTime`).
-pub(crate) fn rfc3339_micro(dur: std::time::Duration) -> String {
-    let base = rfc3339(dur.as_secs() as i64);
-    format!("{}.{:06}Z", base.trim_end_matches('Z'), dur.subsec_micros())
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
 }
 
 /// Parses the RFC 3339 forms Kubernetes uses; returns seconds since the epoch.
@@ -31,7 +30,14 @@ pub(crate) fn parse_rfc3339(s: &str) -> Option<i64> {
         return None;
     }
     let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
-    let (y, mo, d, h, mi, se) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
+    let (y, mo, d, h, mi, se) = (
+        num(0..4)?,
+        num(5..7)?,
+        num(8..10)?,
+        num(11..13)?,
+        num(14..16)?,
+        num(17..19)?,
+    );
     let mut rest = &s[19..];
     if let Some(frac) = rest.strip_prefix('.') {
         let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
@@ -86,7 +92,9 @@ pub(crate) fn random_suffix() -> String {
     use rand::Rng as _;
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let mut rng = rand::rng();
-    (0..5).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
+    (0..5)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
 }
 
 /// Checks a DNS-1123 subdomain (most object names); returns upstream's message on failure.
@@ -95,7 +103,7 @@ pub(crate) fn check_dns_subdomain(name: &str) -> Option<String> {
     if name.len() > 253 {
         return Some("must be no more than 253 characters".into());
     }
-    let ok = !name.is_empty() && name.split('.').all(|label| label_chars_ok(label));
+    let ok = !name.is_empty() && name.split('.').all(label_chars_ok);
     (!ok).then(|| MSG.to_owned())
 }
 
@@ -124,7 +132,8 @@ pub(crate) fn check_path_segment(name: &str) -> Option<String> {
 fn label_chars_ok(label: &str) -> bool {
     let b = label.as_bytes();
     !b.is_empty()
-        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
         && b[0] != b'-'
         && b[b.len() - 1] != b'-'
 }
@@ -134,17 +143,14 @@ pub(crate) fn metadata_mut(obj: &mut Value) -> &mut Map<String, Value> {
     if !obj.get("metadata").is_some_and(Value::is_object) {
         obj["metadata"] = Value::Object(Map::new());
     }
-    obj["metadata"].as_object_mut().expect("just made an object")
+    obj["metadata"]
+        .as_object_mut()
+        .expect("just made an object")
 }
 
 /// A string field of `metadata`.
 pub(crate) fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
     obj.get("metadata")?.get(field)?.as_str()
-}
-
-/// `metadata.labels` as a map (empty when absent).
-pub(crate) fn labels(obj: &Value) -> Option<&Map<String, Value>> {
-    obj.get("metadata")?.get("labels")?.as_object()
 }
 
 #[cfg(test)]
@@ -157,7 +163,10 @@ mod tests {
             assert_eq!(parse_rfc3339(&rfc3339(secs)), Some(secs));
         }
         assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
-        assert_eq!(parse_rfc3339("2023-11-14T23:13:20.123456+01:00"), Some(1_700_000_000));
+        assert_eq!(
+            parse_rfc3339("2023-11-14T23:13:20.123456+01:00"),
+            Some(1_700_000_000)
+        );
         assert_eq!(parse_rfc3339("yesterday"), None);
     }
 

@@ -18,7 +18,10 @@ pub(crate) struct MediaRange {
 
 impl MediaRange {
     pub(crate) fn param(&self, name: &str) -> Option<&str> {
-        self.params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -34,7 +37,12 @@ pub(crate) fn parse_media_ranges(header: &str) -> Vec<MediaRange> {
             }
             let params = pieces
                 .filter_map(|p| p.split_once('='))
-                .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().trim_matches('"').to_owned()))
+                .map(|(k, v)| {
+                    (
+                        k.trim().to_ascii_lowercase(),
+                        v.trim().trim_matches('"').to_owned(),
+                    )
+                })
                 .collect();
             Some(MediaRange { essence, params })
         })
@@ -47,16 +55,6 @@ pub(crate) enum Encoding {
     Json,
     Yaml,
     Protobuf,
-}
-
-impl Encoding {
-    pub(crate) fn content_type(self) -> &'static str {
-        match self {
-            Encoding::Json => JSON,
-            Encoding::Yaml => YAML,
-            Encoding::Protobuf => PROTOBUF,
-        }
-    }
 }
 
 /// What form the client wants objects in.
@@ -81,8 +79,12 @@ pub(crate) fn choose_output(accept: Option<&str>, table_ok: bool) -> ApiResult<O
         let meta_group = r.param("g") == Some("meta.k8s.io");
         let v1beta1 = r.param("v") == Some("v1beta1");
         match (r.essence.as_str(), as_) {
-            (JSON | PROTOBUF, Some("Table")) if meta_group && table_ok => return Ok(Output::Table { v1beta1 }),
-            (JSON | PROTOBUF, Some("PartialObjectMetadata" | "PartialObjectMetadataList")) if meta_group => {
+            (JSON | PROTOBUF, Some("Table")) if meta_group && table_ok => {
+                return Ok(Output::Table { v1beta1 });
+            }
+            (JSON | PROTOBUF, Some("PartialObjectMetadata" | "PartialObjectMetadataList"))
+                if meta_group =>
+            {
                 return Ok(Output::Metadata { v1beta1 });
             }
             (_, Some(_)) => continue,
@@ -108,8 +110,9 @@ pub(crate) fn decode_object(content_type: Option<&str>, body: &[u8]) -> ApiResul
     match essence.as_str() {
         JSON => decode_json(body),
         YAML | "application/x-yaml" | "text/yaml" => decode_yaml(body),
-        PROTOBUF => drover_codec::decode(body)
-            .map_err(|e| ApiError::BadRequest(format!("the protobuf request body is malformed: {e}"))),
+        PROTOBUF => drover_codec::decode(body).map_err(|e| {
+            ApiError::BadRequest(format!("the protobuf request body is malformed: {e}"))
+        }),
         other => Err(ApiError::UnsupportedMediaType(format!(
             "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf (got {other:?})"
         ))),
@@ -118,16 +121,17 @@ pub(crate) fn decode_object(content_type: Option<&str>, body: &[u8]) -> ApiResul
 
 /// Decodes JSON, with a 400 naming the position of the problem.
 pub(crate) fn decode_json(body: &[u8]) -> ApiResult<Value> {
-    serde_json::from_slice(body).map_err(|e| {
-        ApiError::BadRequest(format!("the JSON request body is malformed: {e}"))
-    })
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("the JSON request body is malformed: {e}")))
 }
 
 /// Decodes YAML (one document) into the JSON data model.
 pub(crate) fn decode_yaml(body: &[u8]) -> ApiResult<Value> {
     let v: serde_yaml::Value = serde_yaml::from_slice(body)
         .map_err(|e| ApiError::BadRequest(format!("the YAML request body is malformed: {e}")))?;
-    serde_json::to_value(v).map_err(|e| ApiError::BadRequest(format!("the YAML request body is not valid JSON data: {e}")))
+    serde_json::to_value(v).map_err(|e| {
+        ApiError::BadRequest(format!("the YAML request body is not valid JSON data: {e}"))
+    })
 }
 
 /// Encodes a value in the chosen encoding. Protobuf falls back to JSON for values the codec
@@ -135,7 +139,12 @@ pub(crate) fn decode_yaml(body: &[u8]) -> ApiResult<Value> {
 pub(crate) fn encode(value: &Value, enc: Encoding) -> (Vec<u8>, &'static str) {
     match enc {
         Encoding::Json => (serde_json::to_vec(value).expect("serializable"), JSON),
-        Encoding::Yaml => (serde_yaml::to_string(value).expect("serializable").into_bytes(), YAML),
+        Encoding::Yaml => (
+            serde_yaml::to_string(value)
+                .expect("serializable")
+                .into_bytes(),
+            YAML,
+        ),
         Encoding::Protobuf => match drover_codec::encode(value) {
             Ok(bytes) => (bytes, PROTOBUF),
             Err(_) => (serde_json::to_vec(value).expect("serializable"), JSON),
@@ -150,25 +159,46 @@ mod tests {
     #[test]
     fn kubectl_get_asks_for_a_table() {
         let accept = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
-        assert_eq!(choose_output(Some(accept), true).expect("ok"), Output::Table { v1beta1: false });
-        assert_eq!(choose_output(Some(accept), false).expect("ok"), Output::Object(Encoding::Json));
+        assert_eq!(
+            choose_output(Some(accept), true).expect("ok"),
+            Output::Table { v1beta1: false }
+        );
+        assert_eq!(
+            choose_output(Some(accept), false).expect("ok"),
+            Output::Object(Encoding::Json)
+        );
     }
 
     #[test]
     fn typed_clients_get_protobuf_and_others_json() {
         let pb = "application/vnd.kubernetes.protobuf,application/json";
-        assert_eq!(choose_output(Some(pb), true).expect("ok"), Output::Object(Encoding::Protobuf));
-        assert_eq!(choose_output(Some("application/json, */*"), true).expect("ok"), Output::Object(Encoding::Json));
-        assert_eq!(choose_output(None, true).expect("ok"), Output::Object(Encoding::Json));
+        assert_eq!(
+            choose_output(Some(pb), true).expect("ok"),
+            Output::Object(Encoding::Protobuf)
+        );
+        assert_eq!(
+            choose_output(Some("application/json, */*"), true).expect("ok"),
+            Output::Object(Encoding::Json)
+        );
+        assert_eq!(
+            choose_output(None, true).expect("ok"),
+            Output::Object(Encoding::Json)
+        );
         assert!(choose_output(Some("text/html"), true).is_err());
     }
 
     #[test]
     fn bad_bodies_name_the_problem() {
         let err = decode_object(Some("application/json"), b"{\"a\":").expect_err("truncated");
-        assert!(matches!(err, ApiError::BadRequest(ref m) if m.contains("JSON")), "{err:?}");
+        assert!(
+            matches!(err, ApiError::BadRequest(ref m) if m.contains("JSON")),
+            "{err:?}"
+        );
         let v = decode_object(Some("application/yaml"), b"a: 1\nb: [x]\n").expect("yaml");
         assert_eq!(v, serde_json::json!({"a": 1, "b": ["x"]}));
-        assert!(matches!(decode_object(Some("text/csv"), b"x"), Err(ApiError::UnsupportedMediaType(_))));
+        assert!(matches!(
+            decode_object(Some("text/csv"), b"x"),
+            Err(ApiError::UnsupportedMediaType(_))
+        ));
     }
 }

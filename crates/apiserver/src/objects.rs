@@ -39,7 +39,10 @@ pub(crate) fn decode_stored(value: &[u8], revision: Revision) -> ApiResult<Value
 }
 
 pub(crate) fn set_resource_version(obj: &mut Value, revision: Revision) {
-    crate::meta::metadata_mut(obj).insert("resourceVersion".into(), Value::String(revision.to_string()));
+    crate::meta::metadata_mut(obj).insert(
+        "resourceVersion".into(),
+        Value::String(revision.to_string()),
+    );
 }
 
 /// Parses a `resourceVersion` string.
@@ -86,7 +89,12 @@ pub(crate) struct Objects {
 
 impl Objects {
     /// Reads one object with its resource version.
-    pub(crate) async fn get(&self, res: &Resource, ns: Option<&str>, name: &str) -> ApiResult<Option<(Value, KeyValue)>> {
+    pub(crate) async fn get(
+        &self,
+        res: &Resource,
+        ns: Option<&str>,
+        name: &str,
+    ) -> ApiResult<Option<(Value, KeyValue)>> {
         let key = res.key(ns, name);
         match self.store.get(&key).await? {
             Some(kv) => Ok(Some((decode_stored(&kv.value, kv.mod_revision)?, kv))),
@@ -95,7 +103,13 @@ impl Objects {
     }
 
     /// Creates an object; returns it with its resource version.
-    pub(crate) async fn create(&self, res: &Resource, ns: Option<&str>, name: &str, obj: Value) -> ApiResult<Value> {
+    pub(crate) async fn create(
+        &self,
+        res: &Resource,
+        ns: Option<&str>,
+        name: &str,
+        obj: Value,
+    ) -> ApiResult<Value> {
         let bytes = encode_stored(&obj)?;
         match self.store.create(&res.key(ns, name), bytes).await {
             Ok(rev) => {
@@ -103,7 +117,9 @@ impl Objects {
                 set_resource_version(&mut obj, rev);
                 Ok(obj)
             }
-            Err(drover_store::Error::AlreadyExists { .. }) => Err(ApiError::AlreadyExists(target(res, name))),
+            Err(drover_store::Error::AlreadyExists { .. }) => {
+                Err(ApiError::AlreadyExists(target(res, name)))
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -124,7 +140,10 @@ impl Objects {
         for _ in 0..64 {
             let current = self.store.get(&key).await?;
             let (decision, expected) = match &current {
-                Some(kv) => (f(Some(decode_stored(&kv.value, kv.mod_revision)?))?, Some(kv.mod_revision)),
+                Some(kv) => (
+                    f(Some(decode_stored(&kv.value, kv.mod_revision)?))?,
+                    Some(kv.mod_revision),
+                ),
                 None => (f(None)?, None),
             };
             let result = match (decision, expected) {
@@ -135,11 +154,16 @@ impl Objects {
                 }
                 (Decision::Write(obj), Some(exp)) => {
                     let bytes = encode_stored(&obj)?;
-                    self.store.update(&key, exp, bytes).await.map(|rev| (obj, rev))
+                    self.store
+                        .update(&key, exp, bytes)
+                        .await
+                        .map(|rev| (obj, rev))
                 }
-                (Decision::Delete(obj), Some(exp)) => {
-                    self.store.delete(&key, exp).await.map(|(rev, _)| (obj, rev))
-                }
+                (Decision::Delete(obj), Some(exp)) => self
+                    .store
+                    .delete(&key, exp)
+                    .await
+                    .map(|(rev, _)| (obj, rev)),
                 (Decision::Delete(_), None) => return Err(ApiError::NotFound(target(res, name))),
             };
             match result {

@@ -7,7 +7,10 @@ use std::collections::HashMap;
 pub(crate) enum Route {
     Version,
     /// `/healthz`, `/livez`, `/readyz`, optionally one check (`/readyz/etcd`).
-    Health { endpoint: &'static str, check: Option<String> },
+    Health {
+        endpoint: &'static str,
+        check: Option<String>,
+    },
     Metrics,
     /// `/api`.
     LegacyApis,
@@ -16,9 +19,15 @@ pub(crate) enum Route {
     /// `/apis/G`.
     Group(String),
     /// `/api/v1` or `/apis/G/V`.
-    GroupVersion { group: String, version: String },
+    GroupVersion {
+        group: String,
+        version: String,
+    },
     OpenApiV3Index,
-    OpenApiV3 { group: String, version: String },
+    OpenApiV3 {
+        group: String,
+        version: String,
+    },
     OpenApiV2,
     OidcConfig,
     Jwks,
@@ -79,13 +88,23 @@ pub(crate) fn route(method: &http::Method, path: &str, query: &Query) -> Route {
         ["api"] => Route::LegacyApis,
         ["apis"] => Route::Apis,
         ["apis", g] => Route::Group((*g).to_owned()),
-        ["api", v] => Route::GroupVersion { group: String::new(), version: (*v).to_owned() },
-        ["apis", g, v] => Route::GroupVersion { group: (*g).to_owned(), version: (*v).to_owned() },
+        ["api", v] => Route::GroupVersion {
+            group: String::new(),
+            version: (*v).to_owned(),
+        },
+        ["apis", g, v] => Route::GroupVersion {
+            group: (*g).to_owned(),
+            version: (*v).to_owned(),
+        },
         ["openapi", "v3"] => Route::OpenApiV3Index,
-        ["openapi", "v3", "api", v] => Route::OpenApiV3 { group: String::new(), version: (*v).to_owned() },
-        ["openapi", "v3", "apis", g, v] => {
-            Route::OpenApiV3 { group: (*g).to_owned(), version: (*v).to_owned() }
-        }
+        ["openapi", "v3", "api", v] => Route::OpenApiV3 {
+            group: String::new(),
+            version: (*v).to_owned(),
+        },
+        ["openapi", "v3", "apis", g, v] => Route::OpenApiV3 {
+            group: (*g).to_owned(),
+            version: (*v).to_owned(),
+        },
         ["openapi", "v2"] => Route::OpenApiV2,
         [".well-known", "openid-configuration"] => Route::OidcConfig,
         ["openid", "v1", "jwks"] => Route::Jwks,
@@ -97,8 +116,14 @@ pub(crate) fn route(method: &http::Method, path: &str, query: &Query) -> Route {
 
 fn health(endpoint: &'static str, rest: &[&str]) -> Route {
     match rest {
-        [] => Route::Health { endpoint, check: None },
-        [check] => Route::Health { endpoint, check: Some((*check).to_owned()) },
+        [] => Route::Health {
+            endpoint,
+            check: None,
+        },
+        [check] => Route::Health {
+            endpoint,
+            check: Some((*check).to_owned()),
+        },
         _ => Route::NotFound,
     }
 }
@@ -106,7 +131,13 @@ fn health(endpoint: &'static str, rest: &[&str]) -> Route {
 /// Subresources of namespaces (so `/namespaces/x/status` is not "resource status in x").
 const NAMESPACE_SUBRESOURCES: &[&str] = &["status", "finalize"];
 
-fn resource(group: &str, version: &str, rest: &[&str], method: &http::Method, query: &Query) -> Route {
+fn resource(
+    group: &str,
+    version: &str,
+    rest: &[&str],
+    method: &http::Method,
+    query: &Query,
+) -> Route {
     let mut parts: Vec<String> = rest.iter().map(|p| decode_segment(p)).collect();
     let mut legacy_watch = false;
     if parts.first().map(String::as_str) == Some("watch") {
@@ -157,7 +188,9 @@ fn resource(group: &str, version: &str, rest: &[&str], method: &http::Method, qu
 }
 
 fn decode_segment(s: &str) -> String {
-    percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// Query parameters, form-decoded (`+` is a space), last value wins except where all are kept.
@@ -177,11 +210,19 @@ impl Query {
     }
 
     pub(crate) fn get(&self, key: &str) -> Option<&str> {
-        self.pairs.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.pairs
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     pub(crate) fn all(&self, key: &str) -> Vec<&str> {
-        self.pairs.iter().filter(|(k, _)| k == key).map(|(_, v)| v.as_str()).collect()
+        self.pairs
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 
     pub(crate) fn flag(&self, key: &str) -> bool {
@@ -190,13 +231,18 @@ impl Query {
 
     #[allow(dead_code)]
     pub(crate) fn to_map(&self) -> HashMap<&str, &str> {
-        self.pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+        self.pairs
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect()
     }
 }
 
 fn form_decode(s: &str) -> String {
     let spaced = s.replace('+', " ");
-    percent_encoding::percent_decode_str(&spaced).decode_utf8_lossy().into_owned()
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 #[cfg(test)]
@@ -204,7 +250,9 @@ mod tests {
     use super::*;
 
     fn r(method: &str, path: &str) -> Route {
-        let (p, q) = path.split_once('?').map_or((path, None), |(p, q)| (p, Some(q)));
+        let (p, q) = path
+            .split_once('?')
+            .map_or((path, None), |(p, q)| (p, Some(q)));
         route(&method.parse().expect("method"), p, &Query::parse(q))
     }
 
@@ -217,39 +265,85 @@ mod tests {
 
     #[test]
     fn namespaced_item_and_subresource() {
-        let rr = res("GET", "/apis/apps/v1/namespaces/default/deployments/web/scale");
+        let rr = res(
+            "GET",
+            "/apis/apps/v1/namespaces/default/deployments/web/scale",
+        );
         assert_eq!(
-            (rr.group.as_str(), rr.namespace.as_deref(), rr.resource.as_str()),
+            (
+                rr.group.as_str(),
+                rr.namespace.as_deref(),
+                rr.resource.as_str()
+            ),
             ("apps", Some("default"), "deployments")
         );
-        assert_eq!((rr.name.as_deref(), rr.subresource.as_deref()), (Some("web"), Some("scale")));
+        assert_eq!(
+            (rr.name.as_deref(), rr.subresource.as_deref()),
+            (Some("web"), Some("scale"))
+        );
         assert_eq!(rr.verb, Verb::Get);
     }
 
     #[test]
     fn namespace_object_and_its_subresources() {
         let rr = res("GET", "/api/v1/namespaces/prod");
-        assert_eq!((rr.resource.as_str(), rr.name.as_deref(), rr.namespace), ("namespaces", Some("prod"), None));
+        assert_eq!(
+            (rr.resource.as_str(), rr.name.as_deref(), rr.namespace),
+            ("namespaces", Some("prod"), None)
+        );
         let rr = res("PUT", "/api/v1/namespaces/prod/finalize");
-        assert_eq!((rr.resource.as_str(), rr.subresource.as_deref()), ("namespaces", Some("finalize")));
+        assert_eq!(
+            (rr.resource.as_str(), rr.subresource.as_deref()),
+            ("namespaces", Some("finalize"))
+        );
         let rr = res("GET", "/api/v1/namespaces/prod/pods");
-        assert_eq!((rr.resource.as_str(), rr.namespace.as_deref(), rr.verb), ("pods", Some("prod"), Verb::List));
+        assert_eq!(
+            (rr.resource.as_str(), rr.namespace.as_deref(), rr.verb),
+            ("pods", Some("prod"), Verb::List)
+        );
     }
 
     #[test]
     fn verbs_follow_method_and_watch() {
         assert_eq!(res("GET", "/api/v1/pods?watch=true").verb, Verb::Watch);
-        assert_eq!(res("GET", "/api/v1/watch/namespaces/a/pods").verb, Verb::Watch);
-        assert_eq!(res("DELETE", "/api/v1/namespaces/a/pods").verb, Verb::DeleteCollection);
-        assert_eq!(res("DELETE", "/api/v1/namespaces/a/pods/x").verb, Verb::Delete);
+        assert_eq!(
+            res("GET", "/api/v1/watch/namespaces/a/pods").verb,
+            Verb::Watch
+        );
+        assert_eq!(
+            res("DELETE", "/api/v1/namespaces/a/pods").verb,
+            Verb::DeleteCollection
+        );
+        assert_eq!(
+            res("DELETE", "/api/v1/namespaces/a/pods/x").verb,
+            Verb::Delete
+        );
         assert_eq!(res("PATCH", "/api/v1/nodes/n1").verb, Verb::Patch);
     }
 
     #[test]
     fn non_resource_paths() {
-        assert_eq!(r("GET", "/readyz/etcd"), Route::Health { endpoint: "readyz", check: Some("etcd".into()) });
-        assert_eq!(r("GET", "/apis/apps/v1"), Route::GroupVersion { group: "apps".into(), version: "v1".into() });
-        assert_eq!(r("GET", "/openapi/v3/api/v1"), Route::OpenApiV3 { group: "".into(), version: "v1".into() });
+        assert_eq!(
+            r("GET", "/readyz/etcd"),
+            Route::Health {
+                endpoint: "readyz",
+                check: Some("etcd".into())
+            }
+        );
+        assert_eq!(
+            r("GET", "/apis/apps/v1"),
+            Route::GroupVersion {
+                group: "apps".into(),
+                version: "v1".into()
+            }
+        );
+        assert_eq!(
+            r("GET", "/openapi/v3/api/v1"),
+            Route::OpenApiV3 {
+                group: "".into(),
+                version: "v1".into()
+            }
+        );
         assert_eq!(r("GET", "/nope"), Route::NotFound);
     }
 

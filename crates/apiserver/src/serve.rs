@@ -17,7 +17,11 @@ use crate::state::State;
 
 /// Builds the TLS configuration: our serving chain, client certificates verified against the
 /// cluster CA but optional (health endpoints answer anonymous clients).
-pub(crate) fn tls_config(chain_pem: &str, key_pem: &str, ca_pem: &str) -> anyhow::Result<rustls::ServerConfig> {
+pub(crate) fn tls_config(
+    chain_pem: &str,
+    key_pem: &str,
+    ca_pem: &str,
+) -> anyhow::Result<rustls::ServerConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let chain: Vec<CertificateDer<'static>> =
         rustls_pemfile::certs(&mut chain_pem.as_bytes()).collect::<Result<_, _>>()?;
@@ -27,9 +31,12 @@ pub(crate) fn tls_config(chain_pem: &str, key_pem: &str, ca_pem: &str) -> anyhow
     for ca in rustls_pemfile::certs(&mut ca_pem.as_bytes()) {
         roots.add(ca?)?;
     }
-    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider))
-        .allow_unauthenticated()
-        .build()?;
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        Arc::clone(&provider),
+    )
+    .allow_unauthenticated()
+    .build()?;
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_client_cert_verifier(verifier)
@@ -69,28 +76,39 @@ pub(crate) async fn serve(
         let builder = Arc::clone(&builder);
         let watcher = graceful.watcher();
         tokio::spawn(async move {
-            let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(e)) => {
-                    tracing::debug!("TLS handshake with {peer} failed: {e}");
-                    return;
-                }
-                Err(_) => return,
-            };
-            let user = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).and_then(User::from_cert);
+            let tls =
+                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                    Ok(Ok(tls)) => tls,
+                    Ok(Err(e)) => {
+                        tracing::debug!("TLS handshake with {peer} failed: {e}");
+                        return;
+                    }
+                    Err(_) => return,
+                };
+            let user = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .and_then(User::from_cert);
             let service = service_fn(move |req| {
                 let state = Arc::clone(&state);
                 let user = user.clone();
                 async move { Ok::<_, std::convert::Infallible>(crate::handle(state, user, req).await) }
             });
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), service).into_owned();
+            let conn = builder
+                .serve_connection_with_upgrades(TokioIo::new(tls), service)
+                .into_owned();
             if let Err(e) = watcher.watch(conn).await {
                 tracing::debug!("connection from {peer} ended: {e}");
             }
         });
     }
     drop(listener);
-    if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(drain, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!("some connections did not finish within {drain:?}; closing them");
     }
 }

@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::time::Instant;
 
 use drover_core::registry::{self, Resource};
 use drover_store::AnyStore;
@@ -13,6 +12,9 @@ use crate::config::Config;
 use crate::identity::Identity;
 use crate::metrics::Metrics;
 use crate::objects::Objects;
+
+/// The OpenAPI documents of the custom resource group-versions.
+pub(crate) type CrdDocs = Arc<Vec<Arc<drover_schema::GroupVersionDoc>>>;
 
 /// Shared server state.
 pub(crate) struct State {
@@ -27,10 +29,9 @@ pub(crate) struct State {
     /// True once the CRD controller has registered every CRD's resources.
     pub(crate) crds_synced: AtomicBool,
     /// OpenAPI documents of custom resource group-versions, rebuilt when CRDs change.
-    pub(crate) crd_docs: RwLock<Option<(u64, Arc<Vec<Arc<drover_schema::GroupVersionDoc>>>)>>,
+    pub(crate) crd_docs: RwLock<Option<(u64, CrdDocs)>>,
     pub(crate) in_flight: Arc<tokio::sync::Semaphore>,
     pub(crate) shutdown: tokio::sync::watch::Receiver<bool>,
-    pub(crate) started: Instant,
     /// `host:port` clients use to reach this server.
     pub(crate) address: String,
 }
@@ -44,7 +45,10 @@ pub(crate) struct Resources {
 
 impl Resources {
     pub(crate) fn new() -> Resources {
-        Resources { all: RwLock::new(Arc::new(registry::builtin().to_vec())), generation: 0.into() }
+        Resources {
+            all: RwLock::new(Arc::new(registry::builtin().to_vec())),
+            generation: 0.into(),
+        }
     }
 
     /// Replaces the custom resources (those CRDs define); returns true if they changed.
@@ -56,7 +60,8 @@ impl Resources {
             return false;
         }
         *cur = Arc::new(all);
-        self.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         true
     }
 
@@ -77,20 +82,6 @@ impl Resources {
             .iter()
             .find(|r| r.gv.group == group && r.gv.version == version && r.plural == plural)
             .cloned()
-    }
-
-    /// Finds the storage-version resource of a kind in a group.
-    pub(crate) fn by_kind(&self, group: &str, kind: &str) -> Option<Resource> {
-        let all = self.all.read();
-        all.iter()
-            .find(|r| r.gv.group == group && r.kind == kind && r.is_storage_version())
-            .or_else(|| all.iter().find(|r| r.gv.group == group && r.kind == kind))
-            .cloned()
-    }
-
-    /// True when a group-version is served.
-    pub(crate) fn has_group_version(&self, group: &str, version: &str) -> bool {
-        self.all.read().iter().any(|r| r.gv.group == group && r.gv.version == version)
     }
 }
 

@@ -11,8 +11,16 @@ pub(crate) struct Cause {
 }
 
 impl Cause {
-    pub(crate) fn new(reason: &'static str, field: impl Into<String>, message: impl Into<String>) -> Cause {
-        Cause { reason, message: message.into(), field: field.into() }
+    pub(crate) fn new(
+        reason: &'static str,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Cause {
+        Cause {
+            reason,
+            message: message.into(),
+            field: field.into(),
+        }
     }
     /// `FieldValueRequired`.
     pub(crate) fn required(field: impl Into<String>) -> Cause {
@@ -29,7 +37,11 @@ impl Cause {
             Value::String(s) => format!("{s:?}"),
             other => other.to_string(),
         };
-        Cause::new("FieldValueInvalid", field, format!("Invalid value: {shown}: {why}"))
+        Cause::new(
+            "FieldValueInvalid",
+            field,
+            format!("Invalid value: {shown}: {why}"),
+        )
     }
 }
 
@@ -44,11 +56,19 @@ pub(crate) struct Target {
 
 impl Target {
     pub(crate) fn new(group: &str, kind: &str, name: &str) -> Target {
-        Target { group: group.to_owned(), kind: kind.to_owned(), name: name.to_owned() }
+        Target {
+            group: group.to_owned(),
+            kind: kind.to_owned(),
+            name: name.to_owned(),
+        }
     }
     /// `deployments.apps` or `pods`: how upstream names a resource in messages.
     pub(crate) fn qualified(&self) -> String {
-        if self.group.is_empty() { self.kind.clone() } else { format!("{}.{}", self.kind, self.group) }
+        if self.group.is_empty() {
+            self.kind.clone()
+        } else {
+            format!("{}.{}", self.kind, self.group)
+        }
     }
 }
 
@@ -57,13 +77,23 @@ impl Target {
 pub(crate) enum ApiError {
     BadRequest(String),
     Unauthorized,
-    Forbidden { message: String, target: Target },
+    Forbidden {
+        message: String,
+        target: Target,
+    },
     NotFound(Target),
     NotFoundMessage(String),
     AlreadyExists(Target),
-    Conflict { target: Target, message: String },
+    Conflict {
+        target: Target,
+        message: String,
+    },
     Gone(String),
-    Invalid { target: Target, kind: String, causes: Vec<Cause> },
+    Invalid {
+        target: Target,
+        kind: String,
+        causes: Vec<Cause>,
+    },
     MethodNotAllowed(String),
     NotAcceptable(String),
     UnsupportedMediaType(String),
@@ -135,16 +165,32 @@ impl ApiError {
             | ApiError::Unavailable(m)
             | ApiError::Timeout(m)
             | ApiError::InsufficientStorage(m) => m.clone(),
-            ApiError::Conflict { message, .. } | ApiError::Forbidden { message, .. } => message.clone(),
+            ApiError::Conflict { message, .. } | ApiError::Forbidden { message, .. } => {
+                message.clone()
+            }
             ApiError::Unauthorized => "Unauthorized".to_owned(),
             ApiError::NotFound(t) => format!("{} {:?} not found", t.qualified(), t.name),
             ApiError::AlreadyExists(t) => format!("{} {:?} already exists", t.qualified(), t.name),
-            ApiError::Invalid { target, kind, causes } => {
+            ApiError::Invalid {
+                target,
+                kind,
+                causes,
+            } => {
                 let list: Vec<String> = causes
                     .iter()
-                    .map(|c| if c.field.is_empty() { c.message.clone() } else { format!("{}: {}", c.field, c.message) })
+                    .map(|c| {
+                        if c.field.is_empty() {
+                            c.message.clone()
+                        } else {
+                            format!("{}: {}", c.field, c.message)
+                        }
+                    })
                     .collect();
-                let joined = if list.len() == 1 { list[0].clone() } else { format!("[{}]", list.join(", ")) };
+                let joined = if list.len() == 1 {
+                    list[0].clone()
+                } else {
+                    format!("[{}]", list.join(", "))
+                };
                 format!("{kind} {:?} is invalid: {joined}", target.name)
             }
             ApiError::TooManyRequests => "Too many requests, please try again later.".to_owned(),
@@ -208,7 +254,10 @@ impl From<drover_store::Error> for ApiError {
     fn from(e: drover_store::Error) -> ApiError {
         use drover_store::Error as E;
         match e {
-            E::Compacted { requested, compacted } => ApiError::Gone(format!(
+            E::Compacted {
+                requested,
+                compacted,
+            } => ApiError::Gone(format!(
                 "The resourceVersion for the provided list is too old (requested {requested}, oldest available {compacted})."
             )),
             E::FutureRevision { requested, current } => ApiError::Timeout(format!(
@@ -217,7 +266,9 @@ impl From<drover_store::Error> for ApiError {
             E::NoSpace { detail } => ApiError::InsufficientStorage(format!(
                 "the datastore cannot take this write: no space left on device ({detail})"
             )),
-            E::Unavailable(m) => ApiError::Unavailable(format!("the datastore is unavailable: {m}")),
+            E::Unavailable(m) => {
+                ApiError::Unavailable(format!("the datastore is unavailable: {m}"))
+            }
             other => ApiError::Internal(other.to_string()),
         }
     }

@@ -6,13 +6,21 @@ use drover_core::table::{self, IncludeObject};
 use serde_json::Value;
 
 /// The Table for `items` (one object for GET, many for LIST).
-pub(crate) fn table(res: &Resource, items: &[Value], list_meta: Value, include: &str, v1beta1: bool) -> Value {
+pub(crate) fn table(
+    res: &Resource,
+    items: &[Value],
+    list_meta: Value,
+    include: &str,
+    v1beta1: bool,
+) -> Value {
     let include = IncludeObject::parse(include).unwrap_or_default();
     let now = crate::meta::now_secs();
     let mut t = match &res.custom {
         Some(c) => match table::CustomPrinter::new(&c.printer_columns) {
             Ok(p) => p.table(items, now, include, &list_meta),
-            Err(_) => table::CustomPrinter::new(&[]).expect("no columns is valid").table(items, now, include, &list_meta),
+            Err(_) => table::CustomPrinter::new(&[])
+                .expect("no columns is valid")
+                .table(items, now, include, &list_meta),
         },
         None => table::table(&res.gv.group, &res.kind, items, now, include, &list_meta),
     };

@@ -10,7 +10,9 @@ pub(crate) struct Samples {
 
 impl Samples {
     pub(crate) fn with_capacity(n: usize) -> Samples {
-        Samples { values: Vec::with_capacity(n) }
+        Samples {
+            values: Vec::with_capacity(n),
+        }
     }
 
     pub(crate) fn push(&mut self, d: Duration) {

@@ -224,6 +224,7 @@ fn crd_documents_use_the_crd_schema_and_no_strategic_merge_patch() {
         storage_group: "stable.example.com".into(),
         storage_version: "v1".into(),
         preferred: true,
+        custom: None,
     };
     let schema = json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {"cronSpec": {"type": "string"}}}}});
     let d = crd_group_version(

@@ -17,7 +17,11 @@ pub struct Server {
 
 /// A free loopback port.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
 
 impl Server {
@@ -29,7 +33,12 @@ impl Server {
     /// Starts a server with extra flags.
     pub fn start_with(args: &[&str]) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut s = Server { child: None, dir, port: free_port(), extra_args: args.iter().map(|s| s.to_string()).collect() };
+        let mut s = Server {
+            child: None,
+            dir,
+            port: free_port(),
+            extra_args: args.iter().map(|s| s.to_string()).collect(),
+        };
         s.spawn();
         s
     }
@@ -70,16 +79,29 @@ impl Server {
     fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                panic!("drover server exited early with {status}; log:\n{}", self.log());
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!(
+                    "drover server exited early with {status}; log:\n{}",
+                    self.log()
+                );
             }
-            if self.kubeconfig().exists() && std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            if self.kubeconfig().exists()
+                && std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+            {
                 let out = self.raw_get("/readyz");
                 if out.status.success() {
                     return;
                 }
             }
-            assert!(Instant::now() < deadline, "server not ready within 60s (deadlock in startup?); log:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "server not ready within 60s (deadlock in startup?); log:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -93,13 +115,19 @@ impl Server {
     pub fn stop_with(&mut self, signal: i32) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("running");
         // SAFETY-free: kill(2) through the `kill` binary on our own child's PID.
-        let _ = Command::new("kill").arg(format!("-{signal}")).arg(child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(child.id().to_string())
+            .status();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(s) = child.try_wait().expect("wait") {
                 return s;
             }
-            assert!(Instant::now() < deadline, "server did not exit within 30s of signal {signal}");
+            assert!(
+                Instant::now() < deadline,
+                "server did not exit within 30s of signal {signal}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -107,7 +135,11 @@ impl Server {
     /// Stops (SIGTERM) and starts again on the same data dir and port.
     pub fn restart(&mut self) {
         let status = self.stop_with(15);
-        assert!(status.success(), "drover server exited with {status} on SIGTERM; log:\n{}", self.log());
+        assert!(
+            status.success(),
+            "drover server exited with {status} on SIGTERM; log:\n{}",
+            self.log()
+        );
         self.spawn();
     }
 
@@ -122,7 +154,13 @@ impl Server {
         self.kubectl_env(minor, args, &[], None)
     }
 
-    pub fn kubectl_env(&self, minor: &str, args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Output {
+    pub fn kubectl_env(
+        &self,
+        minor: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+        stdin: Option<&str>,
+    ) -> Output {
         let bin = kubectl_binary(minor).unwrap_or_else(|| panic!("kubectl {minor} not found"));
         let home = self.dir.path().join(format!("home-{minor}"));
         std::fs::create_dir_all(&home).expect("home");
@@ -131,15 +169,28 @@ impl Server {
             .env("KUBECONFIG", self.kubeconfig())
             .env("HOME", &home)
             .envs(env.iter().copied())
-            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("run kubectl");
         if let Some(input) = stdin {
             use std::io::Write as _;
-            child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(input.as_bytes())
+                .expect("write stdin");
         }
-        wait_with_timeout(child, Duration::from_secs(120), &format!("kubectl {args:?}"))
+        wait_with_timeout(
+            child,
+            Duration::from_secs(120),
+            &format!("kubectl {args:?}"),
+        )
     }
 
     /// kubectl 1.32 (the reference client).
@@ -248,7 +299,9 @@ pub fn helm_binary() -> Option<PathBuf> {
 
 fn which(name: &str) -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths).map(|d| d.join(name)).find(|p| p.is_file())
+        std::env::split_paths(&paths)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
     })
 }
 
@@ -259,7 +312,9 @@ pub fn have_peer(name: &str, found: bool) -> bool {
         return true;
     }
     if std::env::var_os("DROVER_REQUIRE_PEERS").is_some() {
-        panic!("{name} is required (DROVER_REQUIRE_PEERS is set) but was not found; run scripts/setup-test-peers.sh");
+        panic!(
+            "{name} is required (DROVER_REQUIRE_PEERS is set) but was not found; run scripts/setup-test-peers.sh"
+        );
     }
     eprintln!("skipping: {name} not found (run scripts/setup-test-peers.sh)");
     false
@@ -291,7 +346,10 @@ pub fn kprobe() -> Option<PathBuf> {
 pub fn eventually(what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while !f() {
-        assert!(Instant::now() < deadline, "timed out after 30s waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after 30s waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }

@@ -13,9 +13,16 @@ pub(crate) fn to_storage(res: &Resource, obj: Value) -> Value {
         return obj;
     }
     if res.custom.is_some() {
-        return with_api_version(obj, &format!("{}/{}", res.storage_group, res.storage_version));
+        return with_api_version(
+            obj,
+            &format!("{}/{}", res.storage_group, res.storage_version),
+        );
     }
-    match (res.gv.group.as_ref(), res.gv.version.as_ref(), res.kind.as_ref()) {
+    match (
+        res.gv.group.as_ref(),
+        res.gv.version.as_ref(),
+        res.kind.as_ref(),
+    ) {
         ("autoscaling", "v1", "HorizontalPodAutoscaler") => hpa_v1_to_v2(obj),
         ("events.k8s.io", "v1", "Event") => event_v1_to_core(obj),
         _ => obj,
@@ -31,7 +38,11 @@ pub(crate) fn from_storage(res: &Resource, obj: Value) -> Value {
         // Conversion strategy None: only apiVersion changes.
         return with_api_version(obj, &res.api_version());
     }
-    match (res.gv.group.as_ref(), res.gv.version.as_ref(), res.kind.as_ref()) {
+    match (
+        res.gv.group.as_ref(),
+        res.gv.version.as_ref(),
+        res.kind.as_ref(),
+    ) {
         ("autoscaling", "v1", "HorizontalPodAutoscaler") => hpa_v2_to_v1(obj),
         ("events.k8s.io", "v1", "Event") => event_core_to_v1(obj),
         _ => obj,
@@ -63,7 +74,9 @@ const EVENT_FIELDS: &[(&str, &str)] = &[
 ];
 
 fn event_v1_to_core(obj: Value) -> Value {
-    let Value::Object(mut src) = obj else { return obj };
+    let Value::Object(mut src) = obj else {
+        return obj;
+    };
     let mut out = Map::new();
     for (new, old) in EVENT_FIELDS {
         rename(&mut src, &mut out, new, old);
@@ -75,7 +88,9 @@ fn event_v1_to_core(obj: Value) -> Value {
 }
 
 fn event_core_to_v1(obj: Value) -> Value {
-    let Value::Object(mut src) = obj else { return obj };
+    let Value::Object(mut src) = obj else {
+        return obj;
+    };
     let mut out = Map::new();
     for (new, old) in EVENT_FIELDS {
         rename(&mut src, &mut out, old, new);
@@ -87,13 +102,19 @@ fn event_core_to_v1(obj: Value) -> Value {
 }
 
 fn is_cpu_utilization(m: &Value) -> bool {
-    m["type"] == "Resource" && m["resource"]["name"] == "cpu" && m["resource"]["target"]["type"] == "Utilization"
+    m["type"] == "Resource"
+        && m["resource"]["name"] == "cpu"
+        && m["resource"]["target"]["type"] == "Utilization"
 }
 
 fn hpa_v2_to_v1(mut obj: Value) -> Value {
     obj["apiVersion"] = "autoscaling/v1".into();
     let spec = obj.get("spec").cloned().unwrap_or(json!({}));
-    let metrics = spec.get("metrics").and_then(Value::as_array).cloned().unwrap_or_default();
+    let metrics = spec
+        .get("metrics")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     let mut v1_spec = Map::new();
     for f in ["scaleTargetRef", "minReplicas", "maxReplicas"] {
         if let Some(v) = spec.get(f) {
@@ -102,25 +123,38 @@ fn hpa_v2_to_v1(mut obj: Value) -> Value {
     }
     let (cpu, others): (Vec<Value>, Vec<Value>) = metrics.into_iter().partition(is_cpu_utilization);
     if let Some(c) = cpu.first() {
-        v1_spec.insert("targetCPUUtilizationPercentage".into(), c["resource"]["target"]["averageUtilization"].clone());
+        v1_spec.insert(
+            "targetCPUUtilizationPercentage".into(),
+            c["resource"]["target"]["averageUtilization"].clone(),
+        );
     }
     if !others.is_empty() {
-        let annotations = crate::meta::metadata_mut(&mut obj).entry("annotations").or_insert_with(|| json!({}));
+        let annotations = crate::meta::metadata_mut(&mut obj)
+            .entry("annotations")
+            .or_insert_with(|| json!({}));
         annotations[CPU_ANNOTATION] = Value::String(Value::Array(others).to_string());
     }
     obj["spec"] = Value::Object(v1_spec);
     if let Some(status) = obj.get("status").cloned() {
         let mut s = Map::new();
-        for f in ["observedGeneration", "lastScaleTime", "currentReplicas", "desiredReplicas"] {
+        for f in [
+            "observedGeneration",
+            "lastScaleTime",
+            "currentReplicas",
+            "desiredReplicas",
+        ] {
             if let Some(v) = status.get(f) {
                 s.insert(f.into(), v.clone());
             }
         }
-        let current_cpu = status.get("currentMetrics").and_then(Value::as_array).and_then(|ms| {
-            ms.iter()
-                .find(|m| m["type"] == "Resource" && m["resource"]["name"] == "cpu")
-                .map(|m| m["resource"]["current"]["averageUtilization"].clone())
-        });
+        let current_cpu = status
+            .get("currentMetrics")
+            .and_then(Value::as_array)
+            .and_then(|ms| {
+                ms.iter()
+                    .find(|m| m["type"] == "Resource" && m["resource"]["name"] == "cpu")
+                    .map(|m| m["resource"]["current"]["averageUtilization"].clone())
+            });
         if let Some(c) = current_cpu.filter(|c| !c.is_null()) {
             s.insert("currentCPUUtilizationPercentage".into(), c);
         }
@@ -139,16 +173,25 @@ fn hpa_v1_to_v2(mut obj: Value) -> Value {
         }
     }
     let mut metrics: Vec<Value> = Vec::new();
-    if let Some(p) = spec.get("targetCPUUtilizationPercentage").filter(|p| !p.is_null()) {
+    if let Some(p) = spec
+        .get("targetCPUUtilizationPercentage")
+        .filter(|p| !p.is_null())
+    {
         metrics.push(json!({"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": p}}}));
     }
     let extra = obj
-        .pointer(&format!("/metadata/annotations/{}", CPU_ANNOTATION.replace('/', "~1")))
+        .pointer(&format!(
+            "/metadata/annotations/{}",
+            CPU_ANNOTATION.replace('/', "~1")
+        ))
         .and_then(Value::as_str)
         .and_then(|s| serde_json::from_str::<Vec<Value>>(s).ok());
     if let Some(extra) = extra {
         metrics.extend(extra);
-        if let Some(a) = obj.pointer_mut("/metadata/annotations").and_then(Value::as_object_mut) {
+        if let Some(a) = obj
+            .pointer_mut("/metadata/annotations")
+            .and_then(Value::as_object_mut)
+        {
             a.remove(CPU_ANNOTATION);
         }
     }
@@ -158,7 +201,12 @@ fn hpa_v1_to_v2(mut obj: Value) -> Value {
     obj["spec"] = Value::Object(v2);
     if let Some(status) = obj.get("status").cloned() {
         let mut s = Map::new();
-        for f in ["observedGeneration", "lastScaleTime", "currentReplicas", "desiredReplicas"] {
+        for f in [
+            "observedGeneration",
+            "lastScaleTime",
+            "currentReplicas",
+            "desiredReplicas",
+        ] {
             if let Some(v) = status.get(f) {
                 s.insert(f.into(), v.clone());
             }
@@ -180,7 +228,10 @@ mod tests {
     use drover_core::registry::builtin;
 
     fn res(group: &str, version: &str, plural: &str) -> &'static Resource {
-        builtin().iter().find(|r| r.gv.group == group && r.gv.version == version && r.plural == plural).expect("resource")
+        builtin()
+            .iter()
+            .find(|r| r.gv.group == group && r.gv.version == version && r.plural == plural)
+            .expect("resource")
     }
 
     #[test]
@@ -193,7 +244,10 @@ mod tests {
         });
         let r = res("autoscaling", "v1", "horizontalpodautoscalers");
         let stored = to_storage(r, v1.clone());
-        assert_eq!(stored["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"], 70);
+        assert_eq!(
+            stored["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"],
+            70
+        );
         assert_eq!(from_storage(r, stored), v1);
     }
 

@@ -47,9 +47,21 @@ pub(crate) fn supported(group: &str, kind: &str) -> &'static [&'static str] {
 pub(crate) fn value(obj: &Value, path: &str) -> Option<String> {
     match path {
         // Event's `source` selects on source.component.
-        "source" => return Some(obj.pointer("/source/component").and_then(Value::as_str).unwrap_or("").to_owned()),
+        "source" => {
+            return Some(
+                obj.pointer("/source/component")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned(),
+            );
+        }
         "status.podIPs" => {
-            return Some(obj.pointer("/status/podIPs/0/ip").and_then(Value::as_str).unwrap_or("").to_owned());
+            return Some(
+                obj.pointer("/status/podIPs/0/ip")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned(),
+            );
         }
         _ => {}
     }

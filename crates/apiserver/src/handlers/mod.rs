@@ -39,7 +39,11 @@ pub(crate) struct Ctx<'a> {
 
 impl Ctx<'_> {
     pub(crate) fn ns(&self) -> Option<&str> {
-        if self.res.namespaced { self.rr.namespace.as_deref() } else { None }
+        if self.res.namespaced {
+            self.rr.namespace.as_deref()
+        } else {
+            None
+        }
     }
 
     pub(crate) fn name(&self) -> &str {
@@ -47,11 +51,15 @@ impl Ctx<'_> {
     }
 
     pub(crate) fn accept(&self) -> Option<&str> {
-        self.headers.get(header::ACCEPT).and_then(|v| v.to_str().ok())
+        self.headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
     }
 
     pub(crate) fn content_type(&self) -> Option<&str> {
-        self.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok())
+        self.headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
     }
 
     pub(crate) fn dry_run(&self) -> ApiResult<bool> {
@@ -71,7 +79,11 @@ impl Ctx<'_> {
         if let Some(m) = self.query.get("fieldManager").filter(|m| !m.is_empty()) {
             return m.to_owned();
         }
-        let ua = self.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("unknown");
+        let ua = self
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("unknown");
         ua.split('/').next().unwrap_or("unknown").to_owned()
     }
 
@@ -86,7 +98,11 @@ impl Ctx<'_> {
         } else {
             self.state
                 .resources
-                .find(&self.res.storage_group, &self.res.storage_version, &self.res.plural)
+                .find(
+                    &self.res.storage_group,
+                    &self.res.storage_version,
+                    &self.res.plural,
+                )
                 .unwrap_or_else(|| self.res.clone())
         }
     }
@@ -102,9 +118,19 @@ pub(crate) async fn resource(
     body: Bytes,
 ) -> Response<Body> {
     let result = match state.resources.find(&rr.group, &rr.version, &rr.resource) {
-        None => Err(ApiError::NotFoundMessage("the server could not find the requested resource".into())),
+        None => Err(ApiError::NotFoundMessage(
+            "the server could not find the requested resource".into(),
+        )),
         Some(res) => {
-            let ctx = Ctx { state, user, res, rr, query, headers: &parts.headers, body };
+            let ctx = Ctx {
+                state,
+                user,
+                res,
+                rr,
+                query,
+                headers: &parts.headers,
+                body,
+            };
             route_verb(ctx).await
         }
     };
@@ -113,12 +139,17 @@ pub(crate) async fn resource(
 
 async fn route_verb(ctx: Ctx<'_>) -> ApiResult<Response<Body>> {
     let verb = ctx.rr.verb;
-    if ctx.res.namespaced && ctx.rr.namespace.is_none() && !matches!(verb, Verb::List | Verb::Watch) {
-        return Err(ApiError::NotFoundMessage("the server could not find the requested resource".into()));
+    if ctx.res.namespaced && ctx.rr.namespace.is_none() && !matches!(verb, Verb::List | Verb::Watch)
+    {
+        return Err(ApiError::NotFoundMessage(
+            "the server could not find the requested resource".into(),
+        ));
     }
     if let Some(sub) = ctx.rr.subresource.clone() {
         if ctx.res.subresource(&sub).is_none() {
-            return Err(ApiError::NotFoundMessage("the server could not find the requested resource".into()));
+            return Err(ApiError::NotFoundMessage(
+                "the server could not find the requested resource".into(),
+            ));
         }
         return match (verb, sub.as_str()) {
             (Verb::Get, "status") => read::get(ctx).await,
@@ -146,7 +177,9 @@ async fn route_verb(ctx: Ctx<'_>) -> ApiResult<Response<Body>> {
         };
     }
     if ctx.res.verbs == Verbs::ReadOnly && !matches!(verb, Verb::Get | Verb::List) {
-        return Err(ApiError::MethodNotAllowed("the server does not allow this method on the requested resource".into()));
+        return Err(ApiError::MethodNotAllowed(
+            "the server does not allow this method on the requested resource".into(),
+        ));
     }
     match verb {
         Verb::Get => read::get(ctx).await,
@@ -164,18 +197,23 @@ pub(crate) fn respond(ctx: &Ctx<'_>, code: StatusCode, obj: &Value) -> ApiResult
     let output = negotiate::choose_output(ctx.accept(), false)?;
     let (bytes, ct) = match output {
         Output::Object(enc) => negotiate::encode(obj, enc),
-        Output::Table { .. } | Output::Metadata { .. } => negotiate::encode(obj, negotiate::Encoding::Json),
+        Output::Table { .. } | Output::Metadata { .. } => {
+            negotiate::encode(obj, negotiate::Encoding::Json)
+        }
     };
     let mut r = Response::new(Body::full(bytes));
     *r.status_mut() = code;
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
     Ok(r)
 }
 
 /// Authenticates a bearer token (service-account tokens issued by this cluster).
 pub(crate) fn bearer_user(state: &State, headers: &HeaderMap) -> Option<User> {
     let auth = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let token = auth.strip_prefix("Bearer ").or_else(|| auth.strip_prefix("bearer "))?;
+    let token = auth
+        .strip_prefix("Bearer ")
+        .or_else(|| auth.strip_prefix("bearer "))?;
     reviews::verify_token(state, token.trim()).ok()
 }
 
@@ -196,7 +234,10 @@ pub(crate) fn allowed_for_non_masters(route: &Route) -> bool {
         Route::Resource(r) => {
             (r.group == "authentication.k8s.io" && r.resource == "selfsubjectreviews")
                 || (r.group == "authorization.k8s.io"
-                    && matches!(r.resource.as_str(), "selfsubjectaccessreviews" | "selfsubjectrulesreviews"))
+                    && matches!(
+                        r.resource.as_str(),
+                        "selfsubjectaccessreviews" | "selfsubjectrulesreviews"
+                    ))
         }
         _ => false,
     }
@@ -206,12 +247,20 @@ pub(crate) fn allowed_for_non_masters(route: &Route) -> bool {
 pub(crate) fn forbidden(user: &User, route: &Route) -> ApiError {
     match route {
         Route::Resource(r) => {
-            let qualified = if r.group.is_empty() { r.resource.clone() } else { format!("{}.{}", r.resource, r.group) };
+            let qualified = if r.group.is_empty() {
+                r.resource.clone()
+            } else {
+                format!("{}.{}", r.resource, r.group)
+            };
             let scope = match &r.namespace {
                 Some(ns) => format!("in the namespace {ns:?}"),
                 None => "at the cluster scope".to_owned(),
             };
-            let name = r.name.clone().map(|n| format!(" {n:?}")).unwrap_or_default();
+            let name = r
+                .name
+                .clone()
+                .map(|n| format!(" {n:?}"))
+                .unwrap_or_default();
             ApiError::Forbidden {
                 message: format!(
                     "{qualified}{name} is forbidden: User {:?} cannot {} resource {:?} in API group {:?} {scope}",

@@ -25,19 +25,41 @@ pub(crate) struct Selection {
 
 impl Selection {
     pub(crate) fn from_query(ctx: &Ctx<'_>) -> ApiResult<Selection> {
-        let labels = match ctx.query.get("labelSelector").filter(|s| !s.trim().is_empty()) {
-            Some(s) => Some(s.parse::<Selector>().map_err(|e| ApiError::BadRequest(format!("unable to parse requirement: {e}")))?),
-            None => None,
-        };
-        let fields = match ctx.query.get("fieldSelector").filter(|s| !s.trim().is_empty()) {
+        let labels =
+            match ctx
+                .query
+                .get("labelSelector")
+                .filter(|s| !s.trim().is_empty())
+            {
+                Some(s) => Some(s.parse::<Selector>().map_err(|e| {
+                    ApiError::BadRequest(format!("unable to parse requirement: {e}"))
+                })?),
+                None => None,
+            };
+        let fields = match ctx
+            .query
+            .get("fieldSelector")
+            .filter(|s| !s.trim().is_empty())
+        {
             Some(s) => {
-                let sel = FieldSelector::parse(s).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+                let sel =
+                    FieldSelector::parse(s).map_err(|e| ApiError::BadRequest(e.to_string()))?;
                 let supported = fields::supported(&ctx.res.gv.group, &ctx.res.kind);
-                let custom: &[String] = ctx.res.custom.as_ref().map_or(&[], |c| &c.selectable_fields);
+                let custom: &[String] = ctx
+                    .res
+                    .custom
+                    .as_ref()
+                    .map_or(&[], |c| &c.selectable_fields);
                 for req in sel.requirements() {
                     let f = req.field.as_str();
-                    if f != "metadata.name" && f != "metadata.namespace" && !supported.contains(&f) && !custom.iter().any(|c| c == f) {
-                        return Err(ApiError::BadRequest(format!("field label not supported: {f}")));
+                    if f != "metadata.name"
+                        && f != "metadata.namespace"
+                        && !supported.contains(&f)
+                        && !custom.iter().any(|c| c == f)
+                    {
+                        return Err(ApiError::BadRequest(format!(
+                            "field label not supported: {f}"
+                        )));
                     }
                 }
                 Some(sel)
@@ -60,9 +82,17 @@ impl Selection {
             }
         }
         if let Some(f) = &self.fields {
-            let values: Vec<(String, Option<String>)> =
-                f.requirements().iter().map(|r| (r.field.clone(), fields::value(obj, &r.field))).collect();
-            return f.matches(|path| values.iter().find(|(p, _)| p == path).and_then(|(_, v)| v.as_deref()));
+            let values: Vec<(String, Option<String>)> = f
+                .requirements()
+                .iter()
+                .map(|r| (r.field.clone(), fields::value(obj, &r.field)))
+                .collect();
+            return f.matches(|path| {
+                values
+                    .iter()
+                    .find(|(p, _)| p == path)
+                    .and_then(|(_, v)| v.as_deref())
+            });
         }
         true
     }
@@ -73,9 +103,17 @@ pub(crate) async fn get(ctx: Ctx<'_>) -> ApiResult<Response<Body>> {
     let storage = ctx.storage_res();
     let obj = if ctx.query.get("resourceVersion") == Some("0") {
         let key = storage.key(ctx.ns(), ctx.name());
-        ctx.state.cache.get(&key).map(|e| decode_stored(&e.value, e.mod_revision)).transpose()?
+        ctx.state
+            .cache
+            .get(&key)
+            .map(|e| decode_stored(&e.value, e.mod_revision))
+            .transpose()?
     } else {
-        ctx.state.objects.get(&storage, ctx.ns(), ctx.name()).await?.map(|(o, _)| o)
+        ctx.state
+            .objects
+            .get(&storage, ctx.ns(), ctx.name())
+            .await?
+            .map(|(o, _)| o)
     };
     let obj = obj.ok_or_else(|| ApiError::NotFound(ctx.target()))?;
     let obj = convert::from_storage(&ctx.res, obj);
@@ -94,7 +132,9 @@ fn encode_continue(revision: Revision, after: &str) -> String {
 }
 
 fn decode_continue(token: &str) -> ApiResult<ContinueToken> {
-    let bad = || ApiError::BadRequest("invalid value for continue: the continue token is malformed; restart the list without it".into());
+    let bad = || {
+        ApiError::BadRequest("invalid value for continue: the continue token is malformed; restart the list without it".into())
+    };
     let raw = B64.decode(token.trim_end_matches('=')).map_err(|_| bad())?;
     let v: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
     let revision = v["rv"].as_i64().ok_or_else(bad)?;
@@ -115,15 +155,24 @@ pub(crate) fn list_prefix(ctx: &Ctx<'_>) -> String {
 pub(crate) async fn list(ctx: Ctx<'_>) -> ApiResult<Response<Body>> {
     let selection = Selection::from_query(&ctx)?;
     let limit: usize = match ctx.query.get("limit").filter(|l| !l.is_empty()) {
-        Some(l) => l.parse().map_err(|_| ApiError::BadRequest(format!("invalid limit {l:?}: must be a non-negative integer")))?,
+        Some(l) => l.parse().map_err(|_| {
+            ApiError::BadRequest(format!(
+                "invalid limit {l:?}: must be a non-negative integer"
+            ))
+        })?,
         None => 0,
     };
     let prefix = list_prefix(&ctx);
     let rv = ctx.query.get("resourceVersion").filter(|r| !r.is_empty());
-    let rv_match = ctx.query.get("resourceVersionMatch").filter(|r| !r.is_empty());
+    let rv_match = ctx
+        .query
+        .get("resourceVersionMatch")
+        .filter(|r| !r.is_empty());
     let token = ctx.query.get("continue").filter(|c| !c.is_empty());
     if token.is_some() && rv.is_some_and(|r| r != "0") {
-        return Err(ApiError::BadRequest("specifying resource version is not allowed when using continue".into()));
+        return Err(ApiError::BadRequest(
+            "specifying resource version is not allowed when using continue".into(),
+        ));
     }
     if rv_match.is_some() && rv.is_none() {
         return Err(ApiError::BadRequest(
@@ -137,7 +186,16 @@ pub(crate) async fn list(ctx: Ctx<'_>) -> ApiResult<Response<Body>> {
     if let Some(token) = token {
         let t = decode_continue(token)?;
         revision = t.revision;
-        next = from_store(&ctx, &prefix, Some(&t.after), t.revision, &selection, limit, &mut items).await?;
+        next = from_store(
+            &ctx,
+            &prefix,
+            Some(&t.after),
+            t.revision,
+            &selection,
+            limit,
+            &mut items,
+        )
+        .await?;
     } else if rv_match == Some("Exact") {
         let r = parse_rv(rv.unwrap_or("0"))?;
         revision = r;
@@ -168,7 +226,10 @@ pub(crate) async fn list(ctx: Ctx<'_>) -> ApiResult<Response<Body>> {
             last_key = Some(key);
         }
     }
-    let items: Vec<Value> = items.into_iter().map(|o| convert::from_storage(&ctx.res, o)).collect();
+    let items: Vec<Value> = items
+        .into_iter()
+        .map(|o| convert::from_storage(&ctx.res, o))
+        .collect();
     let mut list_meta = json!({"resourceVersion": revision.to_string()});
     if let Some(c) = next {
         list_meta["continue"] = c.into();
@@ -208,9 +269,9 @@ async fn from_store(
             let obj = decode_stored(&kv.value, kv.mod_revision)?;
             if selection.matches(&obj) {
                 if limit > 0 && items.len() == limit {
-                    return Ok(last.map(|k: &str| encode_continue(revision, k)).or_else(|| {
-                        after.map(|a| encode_continue(revision, a))
-                    }));
+                    return Ok(last
+                        .map(|k: &str| encode_continue(revision, k))
+                        .or_else(|| after.map(|a| encode_continue(revision, a))));
                 }
                 items.push(obj);
             }
@@ -219,7 +280,10 @@ async fn from_store(
         if !page.more {
             return Ok(None);
         }
-        start = format!("{}\0", page.kvs.last().map(|kv| kv.key.as_str()).unwrap_or(prefix));
+        start = format!(
+            "{}\0",
+            page.kvs.last().map(|kv| kv.key.as_str()).unwrap_or(prefix)
+        );
     }
 }
 
@@ -234,13 +298,25 @@ pub(crate) fn respond_objects(
     let value = match output {
         Output::Table { v1beta1 } => {
             let include = ctx.query.get("includeObject").unwrap_or("Metadata");
-            super::write::table(ctx, &items, list_meta.clone().unwrap_or_else(|| json!({})), include, v1beta1)
+            super::write::table(
+                ctx,
+                &items,
+                list_meta.clone().unwrap_or_else(|| json!({})),
+                include,
+                v1beta1,
+            )
         }
         Output::Metadata { v1beta1 } => {
-            let api = if v1beta1 { "meta.k8s.io/v1beta1" } else { "meta.k8s.io/v1" };
+            let api = if v1beta1 {
+                "meta.k8s.io/v1beta1"
+            } else {
+                "meta.k8s.io/v1"
+            };
             let partial: Vec<Value> = items.iter().map(|o| partial_metadata(o, api)).collect();
             match list_meta {
-                Some(meta) => json!({"kind": "PartialObjectMetadataList", "apiVersion": api, "metadata": meta, "items": partial}),
+                Some(meta) => {
+                    json!({"kind": "PartialObjectMetadataList", "apiVersion": api, "metadata": meta, "items": partial})
+                }
                 None => partial.into_iter().next().unwrap_or(Value::Null),
             }
         }
@@ -261,7 +337,8 @@ pub(crate) fn respond_objects(
     let (bytes, ct) = negotiate::encode(&value, enc);
     let mut r = Response::new(Body::full(bytes));
     *r.status_mut() = code;
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
     Ok(r)
 }
 
@@ -277,10 +354,10 @@ pub(crate) fn partial_metadata(obj: &Value, api_version: &str) -> Value {
 /// The OpenAPI documents of the custom resource group-versions (cached until CRDs change).
 fn crd_docs(state: &State) -> Arc<Vec<Arc<drover_schema::GroupVersionDoc>>> {
     let generation = state.resources.generation();
-    if let Some((g, docs)) = state.crd_docs.read().as_ref() {
-        if *g == generation {
-            return Arc::clone(docs);
-        }
+    if let Some((g, docs)) = state.crd_docs.read().as_ref()
+        && *g == generation
+    {
+        return Arc::clone(docs);
     }
     let all = state.resources.all();
     let mut gvs: Vec<drover_core::registry::GroupVersion> = Vec::new();
@@ -292,10 +369,17 @@ fn crd_docs(state: &State) -> Arc<Vec<Arc<drover_schema::GroupVersionDoc>>> {
     let docs: Vec<Arc<drover_schema::GroupVersionDoc>> = gvs
         .iter()
         .map(|gv| {
-            let rs: Vec<drover_core::registry::Resource> = all.iter().filter(|r| r.gv == *gv && r.custom.is_some()).cloned().collect();
+            let rs: Vec<drover_core::registry::Resource> = all
+                .iter()
+                .filter(|r| r.gv == *gv && r.custom.is_some())
+                .cloned()
+                .collect();
             let kinds: Vec<drover_schema::CrdKind<'_>> = rs
                 .iter()
-                .map(|r| drover_schema::CrdKind { kind: &r.kind, schema: &r.custom.as_ref().expect("custom").schema })
+                .map(|r| drover_schema::CrdKind {
+                    kind: &r.kind,
+                    schema: &r.custom.as_ref().expect("custom").schema,
+                })
                 .collect();
             Arc::new(drover_schema::crd_group_version(gv, &rs, &kinds))
         })
@@ -312,30 +396,47 @@ pub(crate) fn openapi(state: &State, route: &Route, headers: &HeaderMap) -> Resp
         Route::OpenApiV3Index => {
             let docs = drover_schema::builtin_docs();
             let custom = crd_docs(state);
-            let index = drover_schema::v3_index(docs.iter().chain(custom.iter()).map(|d| d.as_ref()));
+            let index =
+                drover_schema::v3_index(docs.iter().chain(custom.iter()).map(|d| d.as_ref()));
             crate::json_response(StatusCode::OK, &index)
         }
         Route::OpenApiV3 { group, version } => {
-            let gv = drover_core::registry::GroupVersion { group: group.clone().into(), version: version.clone().into() };
-            let doc = drover_schema::builtin_doc(&gv).or_else(|| crd_docs(state).iter().find(|d| d.gv == gv).cloned());
+            let gv = drover_core::registry::GroupVersion {
+                group: group.clone().into(),
+                version: version.clone().into(),
+            };
+            let doc = drover_schema::builtin_doc(&gv)
+                .or_else(|| crd_docs(state).iter().find(|d| d.gv == gv).cloned());
             match doc {
                 Some(doc) => {
                     let etag = format!("\"{}\"", doc.hash);
-                    let inm = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok());
+                    let inm = headers
+                        .get(header::IF_NONE_MATCH)
+                        .and_then(|v| v.to_str().ok());
                     let mut r = if inm == Some(etag.as_str()) {
                         let mut r = Response::new(Body::empty());
                         *r.status_mut() = StatusCode::NOT_MODIFIED;
                         r
                     } else {
-                        let mut r = Response::new(Body::full(bytes::Bytes::copy_from_slice(&doc.body)));
-                        r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                        let mut r =
+                            Response::new(Body::full(bytes::Bytes::copy_from_slice(&doc.body)));
+                        r.headers_mut().insert(
+                            header::CONTENT_TYPE,
+                            HeaderValue::from_static("application/json"),
+                        );
                         r
                     };
-                    r.headers_mut().insert(header::ETAG, HeaderValue::from_str(&etag).expect("hex"));
-                    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, immutable"));
+                    r.headers_mut()
+                        .insert(header::ETAG, HeaderValue::from_str(&etag).expect("hex"));
+                    r.headers_mut().insert(
+                        header::CACHE_CONTROL,
+                        HeaderValue::from_static("public, immutable"),
+                    );
                     r
                 }
-                None => crate::error_response(&ApiError::NotFoundMessage("the server could not find the requested resource".into())),
+                None => crate::error_response(&ApiError::NotFoundMessage(
+                    "the server could not find the requested resource".into(),
+                )),
             }
         }
         _ => {

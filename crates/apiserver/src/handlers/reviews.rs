@@ -22,7 +22,9 @@ fn signing_key(state: &State) -> ApiResult<EcdsaKeyPair> {
     let der = rustls_pemfile::private_key(&mut state.identity.sa_key_pem.as_bytes())
         .ok()
         .flatten()
-        .ok_or_else(|| ApiError::Internal("the service-account signing key is unreadable".into()))?;
+        .ok_or_else(|| {
+            ApiError::Internal("the service-account signing key is unreadable".into())
+        })?;
     EcdsaKeyPair::from_pkcs8(
         &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
         der.secret_der(),
@@ -55,15 +57,21 @@ fn sign(state: &State, claims: &Value) -> ApiResult<String> {
 pub(crate) fn verify_token(state: &State, token: &str) -> Result<User, String> {
     let key = signing_key(state).map_err(|e| format!("{e:?}"))?;
     let mut parts = token.split('.');
-    let (Some(h), Some(c), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+    let (Some(h), Some(c), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return Err("not a JWT".into());
     };
     let sig = B64URL.decode(s).map_err(|_| "bad signature encoding")?;
-    signature::UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, key.public_key().as_ref())
-        .verify(format!("{h}.{c}").as_bytes(), &sig)
-        .map_err(|_| "invalid signature")?;
-    let claims: Value = serde_json::from_slice(&B64URL.decode(c).map_err(|_| "bad claims encoding")?)
-        .map_err(|_| "bad claims")?;
+    signature::UnparsedPublicKey::new(
+        &signature::ECDSA_P256_SHA256_FIXED,
+        key.public_key().as_ref(),
+    )
+    .verify(format!("{h}.{c}").as_bytes(), &sig)
+    .map_err(|_| "invalid signature")?;
+    let claims: Value =
+        serde_json::from_slice(&B64URL.decode(c).map_err(|_| "bad claims encoding")?)
+            .map_err(|_| "bad claims")?;
     let now = meta::now_secs();
     if claims["exp"].as_i64().is_some_and(|exp| exp < now) {
         return Err("token has expired".into());
@@ -71,8 +79,14 @@ pub(crate) fn verify_token(state: &State, token: &str) -> Result<User, String> {
     if claims["iss"] != ISSUER {
         return Err("wrong issuer".into());
     }
-    let ns = claims["kubernetes.io"]["namespace"].as_str().unwrap_or("").to_owned();
-    let sa = claims["kubernetes.io"]["serviceaccount"]["name"].as_str().unwrap_or("").to_owned();
+    let ns = claims["kubernetes.io"]["namespace"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    let sa = claims["kubernetes.io"]["serviceaccount"]["name"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
     if ns.is_empty() || sa.is_empty() {
         return Err("not a service-account token".into());
     }
@@ -83,7 +97,10 @@ pub(crate) fn verify_token(state: &State, token: &str) -> Result<User, String> {
             format!("system:serviceaccounts:{ns}"),
             "system:authenticated".into(),
         ],
-        uid: claims["kubernetes.io"]["serviceaccount"]["uid"].as_str().unwrap_or("").to_owned(),
+        uid: claims["kubernetes.io"]["serviceaccount"]["uid"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned(),
         extra: Vec::new(),
     })
 }
@@ -116,9 +133,15 @@ pub(crate) async fn create(ctx: Ctx<'_>) -> ApiResult<Response<Body>> {
             obj["status"] = json!({"userInfo": user_info(ctx.user)});
         }
         "TokenReview" => {
-            let token = obj.pointer("/spec/token").and_then(Value::as_str).unwrap_or("").to_owned();
+            let token = obj
+                .pointer("/spec/token")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned();
             obj["status"] = match verify_token(ctx.state, &token) {
-                Ok(u) => json!({"authenticated": true, "user": user_info(&u), "audiences": obj.pointer("/spec/audiences").cloned().unwrap_or(json!([]))}),
+                Ok(u) => {
+                    json!({"authenticated": true, "user": user_info(&u), "audiences": obj.pointer("/spec/audiences").cloned().unwrap_or(json!([]))})
+                }
                 Err(e) => json!({"authenticated": false, "error": e}),
             };
         }
@@ -138,11 +161,19 @@ pub(crate) async fn create(ctx: Ctx<'_>) -> ApiResult<Response<Body>> {
             let groups: Vec<String> = obj
                 .pointer("/spec/groups")
                 .and_then(Value::as_array)
-                .map(|g| g.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect())
+                .map(|g| {
+                    g.iter()
+                        .filter_map(|x| x.as_str().map(str::to_owned))
+                        .collect()
+                })
                 .unwrap_or_default();
             obj["status"] = decide(&groups);
         }
-        other => return Err(ApiError::MethodNotAllowed(format!("{other} cannot be created"))),
+        other => {
+            return Err(ApiError::MethodNotAllowed(format!(
+                "{other} cannot be created"
+            )));
+        }
     }
     if obj.get("metadata").is_none() {
         obj["metadata"] = json!({});
@@ -153,17 +184,33 @@ pub(crate) async fn create(ctx: Ctx<'_>) -> ApiResult<Response<Body>> {
 
 /// POST `serviceaccounts/NAME/token` (`kubectl create token`).
 pub(crate) async fn token_request(ctx: Ctx<'_>) -> ApiResult<Response<Body>> {
-    let mut req = if ctx.body.is_empty() { json!({}) } else { negotiate::decode_object(ctx.content_type(), &ctx.body)? };
+    let mut req = if ctx.body.is_empty() {
+        json!({})
+    } else {
+        negotiate::decode_object(ctx.content_type(), &ctx.body)?
+    };
     let ns = ctx.ns().unwrap_or("default").to_owned();
     let name = ctx.name().to_owned();
     let sa_res = ctx.storage_res();
-    let (sa, _) = ctx.state.objects.get(&sa_res, Some(&ns), &name).await?.ok_or_else(|| ApiError::NotFound(ctx.target()))?;
-    let expiration = req.pointer("/spec/expirationSeconds").and_then(Value::as_i64).unwrap_or(3600);
+    let (sa, _) = ctx
+        .state
+        .objects
+        .get(&sa_res, Some(&ns), &name)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(ctx.target()))?;
+    let expiration = req
+        .pointer("/spec/expirationSeconds")
+        .and_then(Value::as_i64)
+        .unwrap_or(3600);
     if expiration < 600 {
         return Err(ApiError::Invalid {
             target: ctx.target(),
             kind: "TokenRequest".into(),
-            causes: vec![crate::status::Cause::invalid("spec.expirationSeconds", &json!(expiration), "may not specify a duration less than 10 minutes")],
+            causes: vec![crate::status::Cause::invalid(
+                "spec.expirationSeconds",
+                &json!(expiration),
+                "may not specify a duration less than 10 minutes",
+            )],
         });
     }
     let audiences = req
@@ -186,7 +233,8 @@ pub(crate) async fn token_request(ctx: Ctx<'_>) -> ApiResult<Response<Body>> {
     let token = sign(ctx.state, &claims)?;
     req["apiVersion"] = "authentication.k8s.io/v1".into();
     req["kind"] = "TokenRequest".into();
-    req["metadata"] = json!({"name": name, "namespace": ns, "creationTimestamp": meta::rfc3339(now)});
+    req["metadata"] =
+        json!({"name": name, "namespace": ns, "creationTimestamp": meta::rfc3339(now)});
     req["spec"]["audiences"] = Value::Array(audiences);
     req["spec"]["expirationSeconds"] = json!(expiration);
     req["status"] = json!({"token": token, "expirationTimestamp": meta::rfc3339(now + expiration)});
@@ -215,7 +263,10 @@ pub(crate) fn oidc(state: &State, route: &Route) -> Response<Body> {
     };
     let mut r = crate::json_response(StatusCode::OK, &doc);
     if matches!(route, Route::Jwks) {
-        r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/jwk-set+json"));
+        r.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/jwk-set+json"),
+        );
     }
     r
 }

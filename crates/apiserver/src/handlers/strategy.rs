@@ -27,8 +27,20 @@ fn has_status_subresource(res: &Resource) -> bool {
 fn tracks_generation(res: &Resource) -> bool {
     !matches!(
         (res.gv.group.as_ref(), res.kind.as_ref()),
-        ("", "Pod" | "Node" | "Namespace" | "Service" | "PersistentVolume" | "PersistentVolumeClaim" | "ConfigMap" | "Secret" | "Endpoints" | "Event" | "ServiceAccount")
-            | ("events.k8s.io", "Event")
+        (
+            "",
+            "Pod"
+                | "Node"
+                | "Namespace"
+                | "Service"
+                | "PersistentVolume"
+                | "PersistentVolumeClaim"
+                | "ConfigMap"
+                | "Secret"
+                | "Endpoints"
+                | "Event"
+                | "ServiceAccount"
+        ) | ("events.k8s.io", "Event")
             | ("coordination.k8s.io", "Lease")
             | ("discovery.k8s.io", "EndpointSlice")
     )
@@ -39,13 +51,17 @@ fn tracks_generation(res: &Resource) -> bool {
 pub(crate) fn allow_create_on_update(res: &Resource) -> bool {
     matches!(
         (res.gv.group.as_ref(), res.kind.as_ref()),
-        ("", "Endpoints" | "Event" | "LimitRange" | "Node") | ("coordination.k8s.io", "Lease") | ("events.k8s.io", "Event")
+        ("", "Endpoints" | "Event" | "LimitRange" | "Node")
+            | ("coordination.k8s.io", "Lease")
+            | ("events.k8s.io", "Event")
     )
 }
 
 /// Built-in kinds take strategic merge patches; custom resources do not (415, as upstream).
 pub(crate) fn supports_strategic_merge(res: &Resource) -> bool {
-    drover_core::registry::builtin().iter().any(|b| b.gv == res.gv && b.kind == res.kind)
+    drover_core::registry::builtin()
+        .iter()
+        .any(|b| b.gv == res.gv && b.kind == res.kind)
 }
 
 /// Fields of `obj` its kind's schema does not know (for `fieldValidation`).
@@ -61,24 +77,32 @@ pub(crate) fn unknown_fields(res: &Resource, obj: &Value) -> Vec<String> {
 }
 
 /// Defaults on create.
-pub(crate) async fn prepare_create(state: &Arc<State>, res: &Resource, obj: &mut Value) -> ApiResult<()> {
+pub(crate) async fn prepare_create(
+    state: &Arc<State>,
+    res: &Resource,
+    obj: &mut Value,
+) -> ApiResult<()> {
     let _ = state;
     if tracks_generation(res) {
         metadata_mut(obj).insert("generation".into(), json!(1));
     } else {
         metadata_mut(obj).remove("generation");
     }
-    if has_status_subresource(res) && !is(res, "", "Pod") && !is(res, "", "Node") {
-        if let Some(m) = obj.as_object_mut() {
-            m.remove("status");
-        }
+    if has_status_subresource(res)
+        && !is(res, "", "Pod")
+        && !is(res, "", "Node")
+        && let Some(m) = obj.as_object_mut()
+    {
+        m.remove("status");
     }
     match (res.gv.group.as_ref(), res.kind.as_ref()) {
         ("", "Namespace") => {
             obj["spec"] = json!({"finalizers": ["kubernetes"]});
             obj["status"] = json!({"phase": "Active"});
             let name = meta_str(obj, "name").unwrap_or("").to_owned();
-            let labels = metadata_mut(obj).entry("labels").or_insert_with(|| json!({}));
+            let labels = metadata_mut(obj)
+                .entry("labels")
+                .or_insert_with(|| json!({}));
             if let Some(l) = labels.as_object_mut() {
                 l.insert("kubernetes.io/metadata.name".into(), name.into());
             }
@@ -91,10 +115,13 @@ pub(crate) async fn prepare_create(state: &Arc<State>, res: &Resource, obj: &mut
             default_pod_spec(obj.pointer_mut("/spec"));
         }
         ("apiextensions.k8s.io", "CustomResourceDefinition") => crate::crd::prepare(obj, true),
-        ("", "Secret") => {
-            if obj.get("type").and_then(Value::as_str).is_none_or(str::is_empty) {
-                obj["type"] = "Opaque".into();
-            }
+        ("", "Secret")
+            if obj
+                .get("type")
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty) =>
+        {
+            obj["type"] = "Opaque".into();
         }
         ("", "Service") => default_service(obj),
         ("apps", "Deployment") => {
@@ -110,7 +137,9 @@ pub(crate) async fn prepare_create(state: &Arc<State>, res: &Resource, obj: &mut
                 default_pod_spec(spec.get_mut("template").and_then(|t| t.get_mut("spec")));
             }
         }
-        ("apps", "ReplicaSet" | "StatefulSet" | "DaemonSet") | ("batch", "Job") | ("", "ReplicationController") => {
+        ("apps", "ReplicaSet" | "StatefulSet" | "DaemonSet")
+        | ("batch", "Job")
+        | ("", "ReplicationController") => {
             if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
                 if res.kind != "DaemonSet" && res.kind != "Job" {
                     spec.entry("replicas").or_insert(json!(1));
@@ -124,22 +153,31 @@ pub(crate) async fn prepare_create(state: &Arc<State>, res: &Resource, obj: &mut
 }
 
 fn default_pod_spec(spec: Option<&mut Value>) {
-    let Some(spec) = spec.and_then(Value::as_object_mut) else { return };
+    let Some(spec) = spec.and_then(Value::as_object_mut) else {
+        return;
+    };
     spec.entry("restartPolicy").or_insert(json!("Always"));
-    spec.entry("terminationGracePeriodSeconds").or_insert(json!(30));
+    spec.entry("terminationGracePeriodSeconds")
+        .or_insert(json!(30));
     spec.entry("dnsPolicy").or_insert(json!("ClusterFirst"));
     spec.entry("securityContext").or_insert(json!({}));
-    spec.entry("schedulerName").or_insert(json!("default-scheduler"));
+    spec.entry("schedulerName")
+        .or_insert(json!("default-scheduler"));
     for list in ["containers", "initContainers"] {
         if let Some(cs) = spec.get_mut(list).and_then(Value::as_array_mut) {
             for c in cs.iter_mut().filter_map(Value::as_object_mut) {
-                c.entry("terminationMessagePath").or_insert(json!("/dev/termination-log"));
+                c.entry("terminationMessagePath")
+                    .or_insert(json!("/dev/termination-log"));
                 c.entry("terminationMessagePolicy").or_insert(json!("File"));
                 let latest = c.get("image").and_then(Value::as_str).is_some_and(|i| {
                     let tail = i.rsplit('/').next().unwrap_or(i);
                     !i.contains('@') && (!tail.contains(':') || tail.ends_with(":latest"))
                 });
-                c.entry("imagePullPolicy").or_insert(json!(if latest { "Always" } else { "IfNotPresent" }));
+                c.entry("imagePullPolicy").or_insert(json!(if latest {
+                    "Always"
+                } else {
+                    "IfNotPresent"
+                }));
                 c.entry("resources").or_insert(json!({}));
                 if let Some(ports) = c.get_mut("ports").and_then(Value::as_array_mut) {
                     for p in ports.iter_mut().filter_map(Value::as_object_mut) {
@@ -152,7 +190,11 @@ fn default_pod_spec(spec: Option<&mut Value>) {
 }
 
 fn qos_class(pod: &Value) -> &'static str {
-    let containers = pod.pointer("/spec/containers").and_then(Value::as_array).cloned().unwrap_or_default();
+    let containers = pod
+        .pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     let mut any = false;
     let mut guaranteed = !containers.is_empty();
     for c in &containers {
@@ -177,25 +219,33 @@ fn qos_class(pod: &Value) -> &'static str {
 }
 
 fn default_service(obj: &mut Value) {
-    let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) else { return };
+    let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
     spec.entry("type").or_insert(json!("ClusterIP"));
     spec.entry("sessionAffinity").or_insert(json!("None"));
-    let ty = spec.get("type").and_then(Value::as_str).unwrap_or("ClusterIP").to_owned();
+    let ty = spec
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("ClusterIP")
+        .to_owned();
     if ty != "ExternalName" {
         spec.entry("ipFamilies").or_insert(json!(["IPv4"]));
         spec.entry("ipFamilyPolicy").or_insert(json!("SingleStack"));
-        spec.entry("internalTrafficPolicy").or_insert(json!("Cluster"));
+        spec.entry("internalTrafficPolicy")
+            .or_insert(json!("Cluster"));
     }
     if ty == "NodePort" || ty == "LoadBalancer" {
-        spec.entry("externalTrafficPolicy").or_insert(json!("Cluster"));
+        spec.entry("externalTrafficPolicy")
+            .or_insert(json!("Cluster"));
     }
     if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
         for p in ports.iter_mut().filter_map(Value::as_object_mut) {
             p.entry("protocol").or_insert(json!("TCP"));
-            if !p.contains_key("targetPort") {
-                if let Some(port) = p.get("port").cloned() {
-                    p.insert("targetPort".into(), port);
-                }
+            if !p.contains_key("targetPort")
+                && let Some(port) = p.get("port").cloned()
+            {
+                p.insert("targetPort".into(), port);
             }
         }
     }
@@ -207,16 +257,26 @@ pub(crate) fn validate(res: &Resource, obj: &Value, old: Option<&Value>) -> Resu
     let name = meta_str(obj, "name").unwrap_or("");
     let name_check = match (res.gv.group.as_ref(), res.kind.as_ref()) {
         ("", "Namespace" | "Service") => meta::check_dns_label(name),
-        ("rbac.authorization.k8s.io", _) | ("", "ServiceAccount") | ("", "Node") => meta::check_path_segment(name),
+        ("rbac.authorization.k8s.io", _) | ("", "ServiceAccount") | ("", "Node") => {
+            meta::check_path_segment(name)
+        }
         _ => meta::check_dns_subdomain(name),
     };
     if let Some(why) = name_check {
-        causes.push(Cause::invalid("metadata.name", &Value::String(name.to_owned()), &why));
+        causes.push(Cause::invalid(
+            "metadata.name",
+            &Value::String(name.to_owned()),
+            &why,
+        ));
     }
     if let Some(labels) = obj.pointer("/metadata/labels").and_then(Value::as_object) {
         for (k, v) in labels {
             for e in drover_core::selector::validation::qualified_name_errors(k) {
-                causes.push(Cause::invalid("metadata.labels", &Value::String(k.clone()), &e));
+                causes.push(Cause::invalid(
+                    "metadata.labels",
+                    &Value::String(k.clone()),
+                    &e,
+                ));
             }
             match v.as_str() {
                 Some(s) => {
@@ -224,19 +284,29 @@ pub(crate) fn validate(res: &Resource, obj: &Value, old: Option<&Value>) -> Resu
                         causes.push(Cause::invalid("metadata.labels", v, &e));
                     }
                 }
-                None => causes.push(Cause::invalid("metadata.labels", v, "label values must be strings")),
+                None => causes.push(Cause::invalid(
+                    "metadata.labels",
+                    v,
+                    "label values must be strings",
+                )),
             }
         }
     }
     validate_kind(res, obj, old, &mut causes);
-    if causes.is_empty() { Ok(()) } else { Err(causes) }
+    if causes.is_empty() {
+        Ok(())
+    } else {
+        Err(causes)
+    }
 }
 
 const DATA_LIMIT: usize = 1_048_576;
 
 fn validate_kind(res: &Resource, obj: &Value, old: Option<&Value>, causes: &mut Vec<Cause>) {
     match (res.gv.group.as_ref(), res.kind.as_ref()) {
-        ("apiextensions.k8s.io", "CustomResourceDefinition") => crate::crd::validate(obj, old, causes),
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => {
+            crate::crd::validate(obj, old, causes)
+        }
         ("", "ConfigMap" | "Secret") => {
             let mut total = 0usize;
             for field in ["data", "binaryData", "stringData"] {
@@ -244,7 +314,9 @@ fn validate_kind(res: &Resource, obj: &Value, old: Option<&Value>, causes: &mut 
                     for (k, v) in m {
                         total += k.len();
                         total += match v {
-                            Value::String(s) if field == "data" && res.kind == "Secret" => s.len() * 3 / 4,
+                            Value::String(s) if field == "data" && res.kind == "Secret" => {
+                                s.len() * 3 / 4
+                            }
                             Value::String(s) => s.len(),
                             other => other.to_string().len(),
                         };
@@ -252,7 +324,11 @@ fn validate_kind(res: &Resource, obj: &Value, old: Option<&Value>, causes: &mut 
                 }
             }
             if total > DATA_LIMIT {
-                causes.push(Cause::new("FieldValueTooLong", "data", format!("Too long: may not be more than {DATA_LIMIT} bytes")));
+                causes.push(Cause::new(
+                    "FieldValueTooLong",
+                    "data",
+                    format!("Too long: may not be more than {DATA_LIMIT} bytes"),
+                ));
             }
         }
         ("", "Pod") => {
@@ -291,9 +367,16 @@ fn validate_kind(res: &Resource, obj: &Value, old: Option<&Value>, causes: &mut 
             match selector {
                 None => causes.push(Cause::required("spec.selector")),
                 Some(sel) => {
-                    let labels = obj.pointer("/spec/template/metadata/labels").cloned().unwrap_or(json!({}));
+                    let labels = obj
+                        .pointer("/spec/template/metadata/labels")
+                        .cloned()
+                        .unwrap_or(json!({}));
                     match drover_core::selector::Selector::from_label_selector(sel) {
-                        Ok(s) if s.is_empty() => causes.push(Cause::invalid("spec.selector", sel, "empty selector is invalid for deployment")),
+                        Ok(s) if s.is_empty() => causes.push(Cause::invalid(
+                            "spec.selector",
+                            sel,
+                            "empty selector is invalid for deployment",
+                        )),
                         Ok(s) if !s.matches(&labels) => causes.push(Cause::invalid(
                             "spec.template.metadata.labels",
                             &labels,
@@ -302,26 +385,41 @@ fn validate_kind(res: &Resource, obj: &Value, old: Option<&Value>, causes: &mut 
                         Ok(_) => {}
                         Err(e) => causes.push(Cause::invalid("spec.selector", sel, &e.to_string())),
                     }
-                    if let Some(old_sel) = old.and_then(|o| o.pointer("/spec/selector")) {
-                        if old_sel != sel {
-                            causes.push(Cause::invalid("spec.selector", sel, "field is immutable"));
-                        }
+                    if let Some(old_sel) = old.and_then(|o| o.pointer("/spec/selector"))
+                        && old_sel != sel
+                    {
+                        causes.push(Cause::invalid("spec.selector", sel, "field is immutable"));
                     }
                 }
             }
-            match obj.pointer("/spec/template/spec/containers").and_then(Value::as_array) {
-                Some(cs) if !cs.is_empty() => validate_containers(cs, "spec.template.spec.containers", causes),
+            match obj
+                .pointer("/spec/template/spec/containers")
+                .and_then(Value::as_array)
+            {
+                Some(cs) if !cs.is_empty() => {
+                    validate_containers(cs, "spec.template.spec.containers", causes)
+                }
                 _ => causes.push(Cause::required("spec.template.spec.containers")),
             }
-            if let Some(r) = obj.pointer("/spec/replicas").and_then(Value::as_i64) {
-                if r < 0 {
-                    causes.push(Cause::invalid("spec.replicas", &json!(r), "must be greater than or equal to 0"));
-                }
+            if let Some(r) = obj.pointer("/spec/replicas").and_then(Value::as_i64)
+                && r < 0
+            {
+                causes.push(Cause::invalid(
+                    "spec.replicas",
+                    &json!(r),
+                    "must be greater than or equal to 0",
+                ));
             }
         }
         ("", "Service") => {
-            let ty = obj.pointer("/spec/type").and_then(Value::as_str).unwrap_or("ClusterIP");
-            if !matches!(ty, "ClusterIP" | "NodePort" | "LoadBalancer" | "ExternalName") {
+            let ty = obj
+                .pointer("/spec/type")
+                .and_then(Value::as_str)
+                .unwrap_or("ClusterIP");
+            if !matches!(
+                ty,
+                "ClusterIP" | "NodePort" | "LoadBalancer" | "ExternalName"
+            ) {
                 causes.push(Cause::new(
                     "FieldValueNotSupported",
                     "spec.type",
@@ -331,8 +429,13 @@ fn validate_kind(res: &Resource, obj: &Value, old: Option<&Value>, causes: &mut 
             if let Some(old) = old {
                 let old_ip = old.pointer("/spec/clusterIP");
                 let new_ip = obj.pointer("/spec/clusterIP");
-                if old_ip.is_some() && new_ip.is_some() && old_ip != new_ip && ty != "ExternalName" {
-                    causes.push(Cause::invalid("spec.clusterIPs[0]", new_ip.unwrap_or(&Value::Null), "may not change once set"));
+                if old_ip.is_some() && new_ip.is_some() && old_ip != new_ip && ty != "ExternalName"
+                {
+                    causes.push(Cause::invalid(
+                        "spec.clusterIPs[0]",
+                        new_ip.unwrap_or(&Value::Null),
+                        "may not change once set",
+                    ));
                 }
             }
         }
@@ -347,11 +450,22 @@ fn validate_containers(cs: &[Value], path: &str, causes: &mut Vec<Cause>) {
         if name.is_empty() {
             causes.push(Cause::required(format!("{path}[{i}].name")));
         } else if let Some(why) = meta::check_dns_label(name) {
-            causes.push(Cause::invalid(format!("{path}[{i}].name"), &json!(name), &why));
+            causes.push(Cause::invalid(
+                format!("{path}[{i}].name"),
+                &json!(name),
+                &why,
+            ));
         } else if !names.insert(name.to_owned()) {
-            causes.push(Cause::new("FieldValueDuplicate", format!("{path}[{i}].name"), format!("Duplicate value: {name:?}")));
+            causes.push(Cause::new(
+                "FieldValueDuplicate",
+                format!("{path}[{i}].name"),
+                format!("Duplicate value: {name:?}"),
+            ));
         }
-        if c.get("image").and_then(Value::as_str).is_none_or(str::is_empty) {
+        if c.get("image")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        {
             causes.push(Cause::required(format!("{path}[{i}].image")));
         }
     }
@@ -361,17 +475,25 @@ fn validate_containers(cs: &[Value], path: &str, causes: &mut Vec<Cause>) {
 /// NamespaceLifecycle admission).
 pub(crate) async fn check_namespace_accepts(ctx: &Ctx<'_>, ns: Option<&str>) -> ApiResult<()> {
     let Some(ns) = ns else { return Ok(()) };
-    let Some(ns_res) = ctx.state.resources.find("", "v1", "namespaces") else { return Ok(()) };
+    let Some(ns_res) = ctx.state.resources.find("", "v1", "namespaces") else {
+        return Ok(());
+    };
     match ctx.state.objects.get(&ns_res, None, ns).await? {
-        None => Err(ApiError::NotFound(crate::status::Target::new("", "namespaces", ns))),
-        Some((obj, _)) if meta_str(&obj, "deletionTimestamp").is_some() => Err(ApiError::Forbidden {
-            message: format!(
-                "{} {:?} is forbidden: unable to create new content in namespace {ns} because it is being terminated",
-                ctx.target().qualified(),
-                ctx.name()
-            ),
-            target: ctx.target(),
-        }),
+        None => Err(ApiError::NotFound(crate::status::Target::new(
+            "",
+            "namespaces",
+            ns,
+        ))),
+        Some((obj, _)) if meta_str(&obj, "deletionTimestamp").is_some() => {
+            Err(ApiError::Forbidden {
+                message: format!(
+                    "{} {:?} is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+                    ctx.target().qualified(),
+                    ctx.name()
+                ),
+                target: ctx.target(),
+            })
+        }
         Some(_) => Ok(()),
     }
 }
@@ -418,7 +540,10 @@ pub(crate) fn prepare_update(
         }
         Some("finalize") => {
             let mut o = cur.clone();
-            o["spec"]["finalizers"] = new.pointer("/spec/finalizers").cloned().unwrap_or(json!([]));
+            o["spec"]["finalizers"] = new
+                .pointer("/spec/finalizers")
+                .cloned()
+                .unwrap_or(json!([]));
             o
         }
         _ => {
@@ -437,30 +562,50 @@ pub(crate) fn prepare_update(
         }
     };
     {
-        let cur_meta = cur.get("metadata").and_then(Value::as_object).cloned().unwrap_or_default();
-        if let Some(uid) = meta_str(&out, "uid").filter(|u| !u.is_empty()) {
-            if Some(uid) != cur_meta.get("uid").and_then(Value::as_str) {
-                return Err(ApiError::Conflict {
-                    target: crate::objects::target(res, meta_str(cur, "name").unwrap_or("")),
-                    message: format!(
-                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-                        cur_meta.get("uid").and_then(Value::as_str).unwrap_or("")
-                    ),
-                });
-            }
+        let cur_meta = cur
+            .get("metadata")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        if let Some(uid) = meta_str(&out, "uid").filter(|u| !u.is_empty())
+            && Some(uid) != cur_meta.get("uid").and_then(Value::as_str)
+        {
+            return Err(ApiError::Conflict {
+                target: crate::objects::target(res, meta_str(cur, "name").unwrap_or("")),
+                message: format!(
+                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                    cur_meta.get("uid").and_then(Value::as_str).unwrap_or("")
+                ),
+            });
         }
         let m = metadata_mut(&mut out);
-        for f in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"] {
+        for f in [
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "generation",
+        ] {
             match cur_meta.get(f) {
                 Some(v) => m.insert(f.into(), v.clone()),
                 None => m.remove(f),
             };
         }
         m.remove("selfLink");
-        m.insert("resourceVersion".into(), cur_meta.get("resourceVersion").cloned().unwrap_or(Value::Null));
+        m.insert(
+            "resourceVersion".into(),
+            cur_meta
+                .get("resourceVersion")
+                .cloned()
+                .unwrap_or(Value::Null),
+        );
     }
     if tracks_generation(res) && sub.is_none() && spec_of(&out) != spec_of(cur) {
-        let g = cur.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0) + 1;
+        let g = cur
+            .pointer("/metadata/generation")
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+            + 1;
         metadata_mut(&mut out).insert("generation".into(), json!(g));
     }
     if let Err(causes) = validate(res, &out, Some(cur)) {
@@ -473,7 +618,14 @@ pub(crate) fn prepare_update(
     if without_bookkeeping(&out) == without_bookkeeping(cur) {
         return Ok(Decision::Unchanged(cur.clone()));
     }
-    track_managed_fields(&mut out, Some(cur), manager, operation, api_version, sub.filter(|s| *s == "status"));
+    track_managed_fields(
+        &mut out,
+        Some(cur),
+        manager,
+        operation,
+        api_version,
+        sub.filter(|s| *s == "status"),
+    );
     if is_gone(&out) {
         return Ok(Decision::Delete(out));
     }
@@ -502,19 +654,35 @@ fn without_bookkeeping(obj: &Value) -> Value {
 /// True when an object being deleted has no finalizers left (it can go).
 pub(crate) fn is_gone(obj: &Value) -> bool {
     meta_str(obj, "deletionTimestamp").is_some()
-        && obj.pointer("/metadata/finalizers").and_then(Value::as_array).is_none_or(Vec::is_empty)
-        && obj.pointer("/spec/finalizers").and_then(Value::as_array).is_none_or(Vec::is_empty)
+        && obj
+            .pointer("/metadata/finalizers")
+            .and_then(Value::as_array)
+            .is_none_or(Vec::is_empty)
+        && obj
+            .pointer("/spec/finalizers")
+            .and_then(Value::as_array)
+            .is_none_or(Vec::is_empty)
         && !(obj.get("kind").and_then(Value::as_str) == Some("Pod")
-            && obj.pointer("/spec/nodeName").and_then(Value::as_str).is_some_and(|n| !n.is_empty())
-            && obj.pointer("/metadata/deletionGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(0) > 0)
+            && obj
+                .pointer("/spec/nodeName")
+                .and_then(Value::as_str)
+                .is_some_and(|n| !n.is_empty())
+            && obj
+                .pointer("/metadata/deletionGracePeriodSeconds")
+                .and_then(Value::as_i64)
+                .unwrap_or(0)
+                > 0)
 }
 
 /// What a DELETE does to the current object: delete now, or mark it (finalizers, graceful
 /// pod termination, namespace lifecycle).
 pub(crate) fn plan_delete(res: &Resource, cur: Value, opts: &DeleteOptions) -> Decision {
     let mut obj = cur;
-    let mut finalizers: Vec<Value> =
-        obj.pointer("/metadata/finalizers").and_then(Value::as_array).cloned().unwrap_or_default();
+    let mut finalizers: Vec<Value> = obj
+        .pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     let already = meta_str(&obj, "deletionTimestamp").is_some();
     let policy = opts.propagation.as_deref().unwrap_or("Background");
     let add = |fs: &mut Vec<Value>, f: &str| {
@@ -534,13 +702,29 @@ pub(crate) fn plan_delete(res: &Resource, cur: Value, opts: &DeleteOptions) -> D
         _ => {}
     }
     let ns_pending = is(res, "", "Namespace")
-        && obj.pointer("/spec/finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty());
-    let pod_grace = if is(res, "", "Pod") && obj.pointer("/spec/nodeName").and_then(Value::as_str).is_some_and(|n| !n.is_empty()) {
+        && obj
+            .pointer("/spec/finalizers")
+            .and_then(Value::as_array)
+            .is_some_and(|f| !f.is_empty());
+    let pod_grace = if is(res, "", "Pod")
+        && obj
+            .pointer("/spec/nodeName")
+            .and_then(Value::as_str)
+            .is_some_and(|n| !n.is_empty())
+    {
         let g = opts
             .grace
-            .or_else(|| obj.pointer("/spec/terminationGracePeriodSeconds").and_then(Value::as_i64))
+            .or_else(|| {
+                obj.pointer("/spec/terminationGracePeriodSeconds")
+                    .and_then(Value::as_i64)
+            })
             .unwrap_or(30);
-        if g > 0 && obj.pointer("/status/phase").and_then(Value::as_str).is_none_or(|p| p != "Succeeded" && p != "Failed") {
+        if g > 0
+            && obj
+                .pointer("/status/phase")
+                .and_then(Value::as_str)
+                .is_none_or(|p| p != "Succeeded" && p != "Failed")
+        {
             Some(g)
         } else {
             None
@@ -549,20 +733,33 @@ pub(crate) fn plan_delete(res: &Resource, cur: Value, opts: &DeleteOptions) -> D
         None
     };
     if finalizers.is_empty() && !ns_pending && pod_grace.is_none() {
-        if already && obj.pointer("/metadata/finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty()) {
+        if already
+            && obj
+                .pointer("/metadata/finalizers")
+                .and_then(Value::as_array)
+                .is_some_and(|f| !f.is_empty())
+        {
             return Decision::Unchanged(obj);
         }
         return Decision::Delete(obj);
     }
     let m = metadata_mut(&mut obj);
-    let changed_finalizers = m.get("finalizers").and_then(Value::as_array).cloned().unwrap_or_default() != finalizers;
+    let changed_finalizers = m
+        .get("finalizers")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+        != finalizers;
     if !finalizers.is_empty() {
         m.insert("finalizers".into(), Value::Array(finalizers));
     }
     if already && !changed_finalizers {
         // Shortening a pod's grace period is allowed; anything else is a no-op.
         if let Some(g) = pod_grace {
-            let cur = m.get("deletionGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(i64::MAX);
+            let cur = m
+                .get("deletionGracePeriodSeconds")
+                .and_then(Value::as_i64)
+                .unwrap_or(i64::MAX);
             if g < cur {
                 m.insert("deletionGracePeriodSeconds".into(), json!(g));
                 return Decision::Write(obj);
@@ -573,7 +770,10 @@ pub(crate) fn plan_delete(res: &Resource, cur: Value, opts: &DeleteOptions) -> D
     if !already {
         let now = meta::now_secs();
         let grace = pod_grace.unwrap_or(0);
-        m.insert("deletionTimestamp".into(), meta::rfc3339(now + grace).into());
+        m.insert(
+            "deletionTimestamp".into(),
+            meta::rfc3339(now + grace).into(),
+        );
         m.insert("deletionGracePeriodSeconds".into(), json!(grace));
     }
     if ns_pending {
@@ -584,7 +784,9 @@ pub(crate) fn plan_delete(res: &Resource, cur: Value, opts: &DeleteOptions) -> D
 
 /// Prunes, defaults and validates a custom resource against its CRD's schema.
 pub(crate) fn admit_custom(res: &Resource, obj: &mut Value) -> ApiResult<()> {
-    let Some(custom) = &res.custom else { return Ok(()) };
+    let Some(custom) = &res.custom else {
+        return Ok(());
+    };
     let a = crate::custom::admit(&custom.schema, obj);
     if a.causes.is_empty() {
         Ok(())
@@ -599,14 +801,20 @@ pub(crate) fn admit_custom(res: &Resource, obj: &mut Value) -> ApiResult<()> {
 
 /// The JSON pointer of a `.a.b` path.
 fn pointer(path: &str) -> String {
-    path.trim_start_matches('.').split('.').fold(String::new(), |acc, p| format!("{acc}/{p}"))
+    path.trim_start_matches('.')
+        .split('.')
+        .fold(String::new(), |acc, p| format!("{acc}/{p}"))
 }
 
 /// Where a resource keeps its replica counts and selector (built-ins: spec.replicas,
 /// status.replicas, spec.selector; custom resources: their CRD's scale paths).
 fn scale_paths(res: &Resource) -> (String, String, Option<String>) {
     match res.custom.as_ref().and_then(|c| c.scale.clone()) {
-        Some(p) => (pointer(&p.spec_replicas), pointer(&p.status_replicas), p.label_selector.map(|l| pointer(&l))),
+        Some(p) => (
+            pointer(&p.spec_replicas),
+            pointer(&p.status_replicas),
+            p.label_selector.map(|l| pointer(&l)),
+        ),
         None => ("/spec/replicas".into(), "/status/replicas".into(), None),
     }
 }
@@ -632,7 +840,11 @@ pub(crate) fn set_replicas(res: &Resource, obj: &mut Value, replicas: i64) {
 pub(crate) fn scale_of(res: &Resource, obj: &Value) -> Value {
     let (spec_path, status_path, selector_path) = scale_paths(res);
     let selector = match selector_path {
-        Some(p) => obj.pointer(&p).and_then(Value::as_str).unwrap_or("").to_owned(),
+        Some(p) => obj
+            .pointer(&p)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned(),
         None => obj
             .pointer("/spec/selector")
             .and_then(|s| drover_core::selector::Selector::from_label_selector(s).ok())
@@ -640,7 +852,13 @@ pub(crate) fn scale_of(res: &Resource, obj: &Value) -> Value {
             .unwrap_or_default(),
     };
     let mut meta = Map::new();
-    for f in ["name", "namespace", "uid", "resourceVersion", "creationTimestamp"] {
+    for f in [
+        "name",
+        "namespace",
+        "uid",
+        "resourceVersion",
+        "creationTimestamp",
+    ] {
         if let Some(v) = obj.pointer(&format!("/metadata/{f}")) {
             meta.insert(f.into(), v.clone());
         }
@@ -678,18 +896,36 @@ pub(crate) async fn release(state: &Arc<State>, res: &Resource, obj: &Value) {
         let ns = meta_str(obj, "namespace").unwrap_or("");
         let name = meta_str(obj, "name").unwrap_or("");
         // Only once the object is really gone from the store.
-        if state.objects.get(res, Some(ns), name).await.ok().flatten().is_none() {
+        if state
+            .objects
+            .get(res, Some(ns), name)
+            .await
+            .ok()
+            .flatten()
+            .is_none()
+        {
             crate::alloc::release_service(state, obj).await;
         }
     }
 }
 
 /// Server-side apply.
-pub(crate) fn server_side_apply(ctx: &Ctx<'_>, current: &Value, applied: &Value, manager: &str) -> ApiResult<Value> {
+pub(crate) fn server_side_apply(
+    ctx: &Ctx<'_>,
+    current: &Value,
+    applied: &Value,
+    manager: &str,
+) -> ApiResult<Value> {
     crate::apply::apply(ctx, current, applied, manager)
 }
 
 /// The server-side Table for objects of a resource.
-pub(crate) fn table(res: &Resource, items: &[Value], list_meta: Value, include: &str, v1beta1: bool) -> Value {
+pub(crate) fn table(
+    res: &Resource,
+    items: &[Value],
+    list_meta: Value,
+    include: &str,
+    v1beta1: bool,
+) -> Value {
     crate::tables::table(res, items, list_meta, include, v1beta1)
 }

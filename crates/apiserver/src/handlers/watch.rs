@@ -26,8 +26,14 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
 
 /// Where events come from.
 enum Source {
-    Cache { backlog: std::vec::IntoIter<Arc<CacheEvent>>, live: broadcast::Receiver<Arc<CacheEvent>> },
-    Store(drover_store::WatchStream, std::vec::IntoIter<Arc<CacheEvent>>),
+    Cache {
+        backlog: std::vec::IntoIter<Arc<CacheEvent>>,
+        live: broadcast::Receiver<Arc<CacheEvent>>,
+    },
+    Store(
+        drover_store::WatchStream,
+        std::vec::IntoIter<Arc<CacheEvent>>,
+    ),
 }
 
 struct Watcher {
@@ -52,7 +58,8 @@ pub(crate) async fn watch(ctx: Ctx<'_>) -> ApiResult<Response<Body>> {
     };
     let bookmarks = ctx.query.flag("allowWatchBookmarks");
     let send_initial = ctx.query.get("sendInitialEvents") == Some("true");
-    if send_initial && (!bookmarks || ctx.query.get("resourceVersionMatch") != Some("NotOlderThan")) {
+    if send_initial && (!bookmarks || ctx.query.get("resourceVersionMatch") != Some("NotOlderThan"))
+    {
         return Err(ApiError::Invalid {
             target: ctx.target(),
             kind: "ListOptions".into(),
@@ -64,7 +71,10 @@ pub(crate) async fn watch(ctx: Ctx<'_>) -> ApiResult<Response<Body>> {
         });
     }
     let timeout = match ctx.query.get("timeoutSeconds").filter(|t| !t.is_empty()) {
-        Some(t) => Duration::from_secs(t.parse().map_err(|_| ApiError::BadRequest(format!("invalid timeoutSeconds {t:?}")))?),
+        Some(t) => Duration::from_secs(
+            t.parse()
+                .map_err(|_| ApiError::BadRequest(format!("invalid timeoutSeconds {t:?}")))?,
+        ),
         None => DEFAULT_TIMEOUT,
     };
     let prefix = list_prefix(&ctx);
@@ -98,12 +108,19 @@ pub(crate) async fn watch(ctx: Ctx<'_>) -> ApiResult<Response<Body>> {
         selection,
         output,
         bookmarks,
-        include: ctx.query.get("includeObject").unwrap_or("Metadata").to_owned(),
+        include: ctx
+            .query
+            .get("includeObject")
+            .unwrap_or("Metadata")
+            .to_owned(),
         tx,
         last: start,
     };
     let source = match state.cache.subscribe(start) {
-        Some(sub) => Source::Cache { backlog: sub.backlog.into_iter(), live: sub.live },
+        Some(sub) => Source::Cache {
+            backlog: sub.backlog.into_iter(),
+            live: sub.live,
+        },
         None => match state.store.watch(&w.prefix, start).await {
             Ok(stream) => Source::Store(stream, Vec::new().into_iter()),
             Err(e) => {
@@ -126,8 +143,12 @@ pub(crate) async fn watch(ctx: Ctx<'_>) -> ApiResult<Response<Body>> {
 fn stream_response(rx: mpsc::Receiver<Bytes>, content_type: &'static str) -> Response<Body> {
     let mut r = Response::new(Body::Stream(rx));
     *r.status_mut() = StatusCode::OK;
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, private"));
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, private"),
+    );
     r
 }
 
@@ -136,9 +157,16 @@ impl Watcher {
         "application/json"
     }
 
-    async fn run(&mut self, initial: Vec<(Arc<str>, Arc<Entry>)>, send_initial: bool, mut source: Source) {
+    async fn run(
+        &mut self,
+        initial: Vec<(Arc<str>, Arc<Entry>)>,
+        send_initial: bool,
+        mut source: Source,
+    ) {
         for (_, entry) in initial {
-            let Ok(obj) = decode_stored(&entry.value, entry.mod_revision) else { continue };
+            let Ok(obj) = decode_stored(&entry.value, entry.mod_revision) else {
+                continue;
+            };
             if self.selection.matches(&obj) && self.send("ADDED", obj).await.is_err() {
                 return;
             }
@@ -176,15 +204,18 @@ impl Watcher {
                     if !ev.key.starts_with(self.prefix.as_str()) {
                         continue;
                     }
-                    if let Some((kind, obj)) = self.classify(&ev) {
-                        if self.send(kind, obj).await.is_err() {
-                            return;
-                        }
+                    if let Some((kind, obj)) = self.classify(&ev)
+                        && self.send(kind, obj).await.is_err()
+                    {
+                        return;
                     }
                 }
                 Next::Resubscribe => {
                     source = match self.state.cache.subscribe(self.last) {
-                        Some(sub) => Source::Cache { backlog: sub.backlog.into_iter(), live: sub.live },
+                        Some(sub) => Source::Cache {
+                            backlog: sub.backlog.into_iter(),
+                            live: sub.live,
+                        },
                         None => match self.state.store.watch(&self.prefix, self.last).await {
                             Ok(s) => Source::Store(s, Vec::new().into_iter()),
                             Err(e) => {
@@ -204,7 +235,8 @@ impl Watcher {
     }
 
     fn bookmark(&self, initial_end: bool) -> Value {
-        let mut meta = json!({"resourceVersion": self.state.cache.revision().max(self.last).to_string()});
+        let mut meta =
+            json!({"resourceVersion": self.state.cache.revision().max(self.last).to_string()});
         if initial_end {
             meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
         }
@@ -225,7 +257,9 @@ impl Watcher {
             Change::Put => match (&ev.prev, matches_new) {
                 (None, true) => Some(("ADDED", new)),
                 (None, false) => None,
-                (Some(_), true) if self.selection.is_empty() || matches_prev(&ev.prev) => Some(("MODIFIED", new)),
+                (Some(_), true) if self.selection.is_empty() || matches_prev(&ev.prev) => {
+                    Some(("MODIFIED", new))
+                }
                 (Some(_), true) => Some(("ADDED", new)),
                 (Some(_), false) if matches_prev(&ev.prev) => Some(("DELETED", new)),
                 (Some(_), false) => None,
@@ -251,13 +285,19 @@ impl Watcher {
                 Output::Table { v1beta1 } => {
                     super::write::table_for(&self.res, &[obj], json!({}), &self.include, v1beta1)
                 }
-                Output::Metadata { v1beta1 } => {
-                    super::read::partial_metadata(&obj, if v1beta1 { "meta.k8s.io/v1beta1" } else { "meta.k8s.io/v1" })
-                }
+                Output::Metadata { v1beta1 } => super::read::partial_metadata(
+                    &obj,
+                    if v1beta1 {
+                        "meta.k8s.io/v1beta1"
+                    } else {
+                        "meta.k8s.io/v1"
+                    },
+                ),
                 Output::Object(_) => obj,
             }
         };
-        let mut line = serde_json::to_vec(&json!({"type": kind, "object": object})).map_err(|_| ())?;
+        let mut line =
+            serde_json::to_vec(&json!({"type": kind, "object": object})).map_err(|_| ())?;
         line.push(b'\n');
         self.tx.send(Bytes::from(line)).await.map_err(|_| ())
     }
@@ -290,12 +330,17 @@ async fn next_event(source: &mut Source, state: &State, prefix: &str, last: Revi
             }
             match stream.recv().await {
                 Some(Ok(batch)) => {
-                    let evs: Vec<Arc<CacheEvent>> = batch.events.into_iter().map(|e| Arc::new(store_event(e))).collect();
+                    let evs: Vec<Arc<CacheEvent>> = batch
+                        .events
+                        .into_iter()
+                        .map(|e| Arc::new(store_event(e)))
+                        .collect();
                     *pending = evs.into_iter();
                 }
                 Some(Err(drover_store::Error::Compacted { compacted, .. })) => {
                     return Next::Gone(
-                        ApiError::Gone(format!("too old resource version: {last} ({compacted})")).to_status(),
+                        ApiError::Gone(format!("too old resource version: {last} ({compacted})"))
+                            .to_status(),
                     );
                 }
                 Some(Err(e)) => return Next::Gone(ApiError::from(e).to_status()),
@@ -312,15 +357,29 @@ fn store_event(e: drover_store::Event) -> CacheEvent {
             revision,
             key: Arc::from(kv.key.as_str()),
             change: Change::Put,
-            entry: Arc::new(Entry { value: kv.value, mod_revision: kv.mod_revision }),
-            prev: prev.map(|p| Arc::new(Entry { value: p.value, mod_revision: p.mod_revision })),
+            entry: Arc::new(Entry {
+                value: kv.value,
+                mod_revision: kv.mod_revision,
+            }),
+            prev: prev.map(|p| {
+                Arc::new(Entry {
+                    value: p.value,
+                    mod_revision: p.mod_revision,
+                })
+            }),
         },
         drover_store::Event::Delete { prev, .. } => CacheEvent {
             revision,
             key: Arc::from(prev.key.as_str()),
             change: Change::Delete,
-            entry: Arc::new(Entry { value: prev.value.clone(), mod_revision: prev.mod_revision }),
-            prev: Some(Arc::new(Entry { value: prev.value, mod_revision: prev.mod_revision })),
+            entry: Arc::new(Entry {
+                value: prev.value.clone(),
+                mod_revision: prev.mod_revision,
+            }),
+            prev: Some(Arc::new(Entry {
+                value: prev.value,
+                mod_revision: prev.mod_revision,
+            })),
         },
     }
 }

@@ -17,7 +17,9 @@ use crate::status::{ApiError, ApiResult};
 /// Decodes the request body as an object of this resource, checking `apiVersion`/`kind`.
 fn decode_body_object(ctx: &Ctx<'_>) -> ApiResult<Value> {
     if ctx.body.is_empty() {
-        return Err(ApiError::BadRequest("the request body is empty: send the object to write".into()));
+        return Err(ApiError::BadRequest(
+            "the request body is empty: send the object to write".into(),
+        ));
     }
     let obj = negotiate::decode_object(ctx.content_type(), &ctx.body)?;
     check_type(ctx, &obj)?;
@@ -38,20 +40,26 @@ fn check_type(ctx: &Ctx<'_>, obj: &Value) -> ApiResult<()> {
         )));
     }
     let (api_version, kind) = expected_kind(ctx);
-    if let Some(v) = obj.get("apiVersion").and_then(Value::as_str).filter(|v| !v.is_empty()) {
-        if v != api_version {
-            return Err(ApiError::BadRequest(format!(
-                "the API version in the data ({v}) does not match the expected API version ({api_version})"
-            )));
-        }
+    if let Some(v) = obj
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .filter(|v| !v.is_empty())
+        && v != api_version
+    {
+        return Err(ApiError::BadRequest(format!(
+            "the API version in the data ({v}) does not match the expected API version ({api_version})"
+        )));
     }
-    if let Some(k) = obj.get("kind").and_then(Value::as_str).filter(|k| !k.is_empty()) {
-        if k != kind {
-            return Err(ApiError::BadRequest(format!(
-                "the kind in the data ({k}) does not match the expected kind ({kind}) for {}",
-                ctx.res.plural
-            )));
-        }
+    if let Some(k) = obj
+        .get("kind")
+        .and_then(Value::as_str)
+        .filter(|k| !k.is_empty())
+        && k != kind
+    {
+        return Err(ApiError::BadRequest(format!(
+            "the kind in the data ({k}) does not match the expected kind ({kind}) for {}",
+            ctx.res.plural
+        )));
     }
     Ok(())
 }
@@ -74,7 +82,12 @@ fn normalize(ctx: &Ctx<'_>, obj: &mut Value) -> ApiResult<()> {
     obj["kind"] = kind.into();
     let url_ns = ctx.ns().map(str::to_owned);
     let m = metadata_mut(obj);
-    match (m.get("namespace").and_then(Value::as_str).filter(|s| !s.is_empty()), &url_ns) {
+    match (
+        m.get("namespace")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty()),
+        &url_ns,
+    ) {
         (Some(body_ns), Some(url)) if body_ns != url => {
             return Err(ApiError::BadRequest(
                 "the namespace of the provided object does not match the namespace sent on the request".into(),
@@ -106,9 +119,15 @@ fn field_validation(ctx: &Ctx<'_>, obj: &Value) -> ApiResult<Vec<String>> {
     if unknown.is_empty() {
         return Ok(Vec::new());
     }
-    let messages: Vec<String> = unknown.iter().map(|f| format!("unknown field {f:?}")).collect();
+    let messages: Vec<String> = unknown
+        .iter()
+        .map(|f| format!("unknown field {f:?}"))
+        .collect();
     if mode == "Strict" {
-        return Err(ApiError::BadRequest(format!("strict decoding error: {}", messages.join(", "))));
+        return Err(ApiError::BadRequest(format!(
+            "strict decoding error: {}",
+            messages.join(", ")
+        )));
     }
     Ok(messages)
 }
@@ -132,19 +151,40 @@ pub(crate) async fn create(ctx: Ctx<'_>) -> ApiResult<Response<Body>> {
     let manager = ctx.field_manager();
     let created = create_object(&ctx, obj, &manager, dry_run).await?;
     let created = convert::from_storage(&ctx.res, created);
-    Ok(with_warnings(respond_objects(&ctx, StatusCode::CREATED, vec![created], None)?, &warnings))
+    Ok(with_warnings(
+        respond_objects(&ctx, StatusCode::CREATED, vec![created], None)?,
+        &warnings,
+    ))
 }
 
 /// Creates `obj` (already normalized, in the URL's version); returns the stored object.
-async fn create_object(ctx: &Ctx<'_>, mut obj: Value, manager: &str, dry_run: bool) -> ApiResult<Value> {
+async fn create_object(
+    ctx: &Ctx<'_>,
+    mut obj: Value,
+    manager: &str,
+    dry_run: bool,
+) -> ApiResult<Value> {
     {
         let m = metadata_mut(&mut obj);
-        if m.get("resourceVersion").and_then(Value::as_str).is_some_and(|s| !s.is_empty()) {
-            return Err(ApiError::BadRequest("resourceVersion should not be set on objects to be created".into()));
+        if m.get("resourceVersion")
+            .and_then(Value::as_str)
+            .is_some_and(|s| !s.is_empty())
+        {
+            return Err(ApiError::BadRequest(
+                "resourceVersion should not be set on objects to be created".into(),
+            ));
         }
-        let name = m.get("name").and_then(Value::as_str).unwrap_or("").to_owned();
+        let name = m
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
         if name.is_empty() {
-            match m.get("generateName").and_then(Value::as_str).filter(|g| !g.is_empty()) {
+            match m
+                .get("generateName")
+                .and_then(Value::as_str)
+                .filter(|g| !g.is_empty())
+            {
                 Some(prefix) => {
                     let name = format!("{prefix}{}", meta::random_suffix());
                     m.insert("name".into(), name.into());
@@ -153,14 +193,19 @@ async fn create_object(ctx: &Ctx<'_>, mut obj: Value, manager: &str, dry_run: bo
                     return Err(ApiError::Invalid {
                         target: ctx.target(),
                         kind: ctx.res.kind.to_string(),
-                        causes: vec![crate::status::Cause::required("metadata.name")
-                            .with_message("name or generateName is required")],
+                        causes: vec![
+                            crate::status::Cause::required("metadata.name")
+                                .with_message("name or generateName is required"),
+                        ],
                     });
                 }
             }
         }
         m.insert("uid".into(), meta::new_uid().into());
-        m.insert("creationTimestamp".into(), meta::rfc3339(meta::now_secs()).into());
+        m.insert(
+            "creationTimestamp".into(),
+            meta::rfc3339(meta::now_secs()).into(),
+        );
         m.remove("deletionTimestamp");
         m.remove("deletionGracePeriodSeconds");
         m.remove("selfLink");
@@ -177,12 +222,24 @@ async fn create_object(ctx: &Ctx<'_>, mut obj: Value, manager: &str, dry_run: bo
         causes,
     })?;
     strategy::check_namespace_accepts(ctx, ns.as_deref()).await?;
-    strategy::track_managed_fields(&mut obj, None, manager, "Update", &ctx.res.api_version(), None);
+    strategy::track_managed_fields(
+        &mut obj,
+        None,
+        manager,
+        "Update",
+        &ctx.res.api_version(),
+        None,
+    );
     if dry_run {
         return Ok(obj);
     }
     strategy::allocate(ctx.state, &storage, &mut obj).await?;
-    match ctx.state.objects.create(&storage, ns.as_deref(), &name, obj.clone()).await {
+    match ctx
+        .state
+        .objects
+        .create(&storage, ns.as_deref(), &name, obj.clone())
+        .await
+    {
         Ok(o) => Ok(o),
         Err(e) => {
             strategy::release_now(ctx.state, &storage, &obj).await;
@@ -198,9 +255,16 @@ pub(crate) async fn write(ctx: Ctx<'_>) -> ApiResult<Response<Body>> {
     let manager = ctx.field_manager();
     let sub = ctx.rr.subresource.clone();
     let storage = ctx.storage_res();
-    let patch_kind = if is_patch { Some(patch_type(&ctx)?) } else { None };
+    let patch_kind = if is_patch {
+        Some(patch_type(&ctx)?)
+    } else {
+        None
+    };
     let (body, mut warnings) = if is_patch {
-        (parse_patch_body(&ctx, patch_kind.expect("patch"))?, Vec::new())
+        (
+            parse_patch_body(&ctx, patch_kind.expect("patch"))?,
+            Vec::new(),
+        )
     } else {
         let mut o = decode_body_object(&ctx)?;
         let w = field_validation(&ctx, &o)?;
@@ -216,10 +280,13 @@ pub(crate) async fn write(ctx: Ctx<'_>) -> ApiResult<Response<Body>> {
     };
 
     // Apply patches may create the object (server-side apply); PUT may create some kinds.
-    let mut created = false;
     let ns = ctx.ns().map(str::to_owned);
     let name = ctx.name().to_owned();
-    let current = ctx.state.objects.get(&storage, ns.as_deref(), &name).await?;
+    let current = ctx
+        .state
+        .objects
+        .get(&storage, ns.as_deref(), &name)
+        .await?;
     if current.is_none() {
         let creates = match patch_kind {
             Some(PatchKind::Apply) => sub.is_none(),
@@ -235,70 +302,102 @@ pub(crate) async fn write(ctx: Ctx<'_>) -> ApiResult<Response<Body>> {
         if let Some(PatchKind::Apply) = patch_kind {
             warnings.extend(field_validation(&ctx, &obj)?);
         }
-        let operation = if patch_kind == Some(PatchKind::Apply) { "Apply" } else { "Update" };
+        let operation = if patch_kind == Some(PatchKind::Apply) {
+            "Apply"
+        } else {
+            "Update"
+        };
         let mut o = create_object_with_op(&ctx, obj, &manager, operation, dry_run).await?;
         o = convert::from_storage(&ctx.res, o);
-        created = true;
         let r = respond_objects(&ctx, StatusCode::CREATED, vec![o], None)?;
         return Ok(with_warnings(r, &warnings));
     }
 
     let api_version = ctx.res.api_version();
     let mut validation_warnings = Vec::new();
-    let (obj, _changed) = ctx
-        .state
-        .objects
-        .update(&storage, ns.as_deref(), &name, |cur| {
-            let cur = cur.ok_or_else(|| ApiError::NotFound(ctx.target()))?;
-            let cur_v = convert::from_storage(&ctx.res, cur.clone());
-            let mut new = match patch_kind {
-                Some(kind) => {
-                    let patched = apply_patch(&ctx, kind, &cur_v, &body, &manager)?;
-                    validation_warnings = field_validation(&ctx, &patched)?;
-                    patched
-                }
-                None => {
-                    let rv = meta_str(&body, "resourceVersion").unwrap_or("");
-                    if !rv.is_empty() && Some(rv) != meta_str(&cur_v, "resourceVersion") {
-                        return Err(conflict(&ctx.res, &name));
-                    }
-                    body.clone()
-                }
-            };
-            check_type(&ctx, &new)?;
-            normalize(&ctx, &mut new)?;
-            if meta_str(&new, "name") != Some(name.as_str()) {
-                return Err(ApiError::BadRequest(format!(
-                    "the name of the object ({}) does not match the name on the URL ({name})",
-                    meta_str(&new, "name").unwrap_or("")
-                )));
+    let decide = |cur: Option<Value>| {
+        let cur = cur.ok_or_else(|| ApiError::NotFound(ctx.target()))?;
+        let cur_v = convert::from_storage(&ctx.res, cur.clone());
+        let mut new = match patch_kind {
+            Some(kind) => {
+                let patched = apply_patch(&ctx, kind, &cur_v, &body, &manager)?;
+                validation_warnings = field_validation(&ctx, &patched)?;
+                patched
             }
-            // A patch that names a resourceVersion is a precondition.
-            if patch_kind.is_some() {
-                if let Some(rv) = meta_str(&new, "resourceVersion").filter(|r| !r.is_empty()) {
-                    if Some(rv) != meta_str(&cur_v, "resourceVersion") {
-                        return Err(conflict(&ctx.res, &name));
-                    }
+            None => {
+                let rv = meta_str(&body, "resourceVersion").unwrap_or("");
+                if !rv.is_empty() && Some(rv) != meta_str(&cur_v, "resourceVersion") {
+                    return Err(conflict(&ctx.res, &name));
                 }
+                body.clone()
             }
-            strategy::admit_custom(&ctx.res, &mut new)?;
-            let new = convert::to_storage(&ctx.res, new);
-            let operation = if patch_kind == Some(PatchKind::Apply) { "Apply" } else { "Update" };
-            strategy::prepare_update(&storage, sub.as_deref(), &cur, new, &manager, operation, &api_version)
-        })
-        .await?;
-    let _ = (created, dry_run);
+        };
+        check_type(&ctx, &new)?;
+        normalize(&ctx, &mut new)?;
+        if meta_str(&new, "name") != Some(name.as_str()) {
+            return Err(ApiError::BadRequest(format!(
+                "the name of the object ({}) does not match the name on the URL ({name})",
+                meta_str(&new, "name").unwrap_or("")
+            )));
+        }
+        // A patch that names a resourceVersion is a precondition.
+        if patch_kind.is_some()
+            && let Some(rv) = meta_str(&new, "resourceVersion").filter(|r| !r.is_empty())
+            && Some(rv) != meta_str(&cur_v, "resourceVersion")
+        {
+            return Err(conflict(&ctx.res, &name));
+        }
+        strategy::admit_custom(&ctx.res, &mut new)?;
+        let new = convert::to_storage(&ctx.res, new);
+        let operation = if patch_kind == Some(PatchKind::Apply) {
+            "Apply"
+        } else {
+            "Update"
+        };
+        strategy::prepare_update(
+            &storage,
+            sub.as_deref(),
+            &cur,
+            new,
+            &manager,
+            operation,
+            &api_version,
+        )
+    };
+    let obj = if dry_run {
+        // Everything a write does except storing it.
+        let mut decide = decide;
+        let cur = current.map(|(o, _)| o);
+        match decide(cur)? {
+            Decision::Write(o) | Decision::Unchanged(o) | Decision::Delete(o) => o,
+        }
+    } else {
+        ctx.state
+            .objects
+            .update(&storage, ns.as_deref(), &name, decide)
+            .await?
+            .0
+    };
     let obj = convert::from_storage(&ctx.res, obj);
     warnings.extend(validation_warnings);
-    Ok(with_warnings(respond_objects(&ctx, StatusCode::OK, vec![obj], None)?, &warnings))
+    Ok(with_warnings(
+        respond_objects(&ctx, StatusCode::OK, vec![obj], None)?,
+        &warnings,
+    ))
 }
 
-async fn create_object_with_op(ctx: &Ctx<'_>, obj: Value, manager: &str, op: &str, dry_run: bool) -> ApiResult<Value> {
+async fn create_object_with_op(
+    ctx: &Ctx<'_>,
+    obj: Value,
+    manager: &str,
+    op: &str,
+    dry_run: bool,
+) -> ApiResult<Value> {
     let mut created = create_object(ctx, obj, manager, dry_run).await?;
-    if op == "Apply" {
-        if let Some(mf) = created.pointer_mut("/metadata/managedFields/0/operation") {
-            *mf = "Apply".into();
-        }
+    if op == "Apply"
+        && let Some(mf) = created.pointer_mut("/metadata/managedFields/0/operation")
+    {
+        *mf = "Apply".into();
     }
     Ok(created)
 }
@@ -314,7 +413,12 @@ pub(crate) enum PatchKind {
 
 fn patch_type(ctx: &Ctx<'_>) -> ApiResult<PatchKind> {
     let ct = ctx.content_type().unwrap_or("");
-    let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     let kind = match essence.as_str() {
         "application/json-patch+json" => PatchKind::Json,
         "application/merge-patch+json" => PatchKind::Merge,
@@ -332,7 +436,9 @@ fn patch_type(ctx: &Ctx<'_>) -> ApiResult<PatchKind> {
         ));
     }
     if kind == PatchKind::Apply && ctx.query.get("fieldManager").is_none_or(str::is_empty) {
-        return Err(ApiError::BadRequest("PATCH with an apply patch requires the fieldManager query parameter".into()));
+        return Err(ApiError::BadRequest(
+            "PATCH with an apply patch requires the fieldManager query parameter".into(),
+        ));
     }
     Ok(kind)
 }
@@ -355,12 +461,22 @@ fn parse_patch_body(ctx: &Ctx<'_>, kind: PatchKind) -> ApiResult<Value> {
     }
 }
 
-fn apply_patch(ctx: &Ctx<'_>, kind: PatchKind, current: &Value, patch: &Value, manager: &str) -> ApiResult<Value> {
+fn apply_patch(
+    ctx: &Ctx<'_>,
+    kind: PatchKind,
+    current: &Value,
+    patch: &Value,
+    manager: &str,
+) -> ApiResult<Value> {
     use drover_core::patch;
     let bad = |e: patch::PatchError| ApiError::Invalid {
         target: ctx.target(),
         kind: ctx.res.kind.to_string(),
-        causes: vec![crate::status::Cause::new("FieldValueInvalid", "", e.to_string())],
+        causes: vec![crate::status::Cause::new(
+            "FieldValueInvalid",
+            "",
+            e.to_string(),
+        )],
     };
     match kind {
         PatchKind::Merge => {
@@ -373,12 +489,20 @@ fn apply_patch(ctx: &Ctx<'_>, kind: PatchKind, current: &Value, patch: &Value, m
             patch::json_patch(&mut v, patch).map_err(|e| ApiError::Invalid {
                 target: ctx.target(),
                 kind: ctx.res.kind.to_string(),
-                causes: vec![crate::status::Cause::new("FieldValueInvalid", "", e.to_string())],
+                causes: vec![crate::status::Cause::new(
+                    "FieldValueInvalid",
+                    "",
+                    e.to_string(),
+                )],
             })?;
             Ok(v)
         }
         PatchKind::Strategic => {
-            let schema = drover_schema::SchemaNode::for_kind(&ctx.res.gv.group, &ctx.res.gv.version, &ctx.res.kind);
+            let schema = drover_schema::SchemaNode::for_kind(
+                &ctx.res.gv.group,
+                &ctx.res.gv.version,
+                &ctx.res.kind,
+            );
             patch::strategic_merge(current, patch, schema.as_ref()).map_err(bad)
         }
         PatchKind::Apply => strategy::server_side_apply(ctx, current, patch, manager),
@@ -400,39 +524,57 @@ fn delete_options(ctx: &Ctx<'_>) -> ApiResult<DeleteOptions> {
     } else {
         negotiate::decode_object(ctx.content_type(), &ctx.body)?
     };
-    let mut propagation = body.get("propagationPolicy").and_then(Value::as_str).map(str::to_owned);
-    if propagation.is_none() {
-        if let Some(orphan) = body.get("orphanDependents").and_then(Value::as_bool) {
-            propagation = Some(if orphan { "Orphan" } else { "Background" }.to_owned());
-        }
+    let mut propagation = body
+        .get("propagationPolicy")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    if propagation.is_none()
+        && let Some(orphan) = body.get("orphanDependents").and_then(Value::as_bool)
+    {
+        propagation = Some(if orphan { "Orphan" } else { "Background" }.to_owned());
     }
     if let Some(p) = ctx.query.get("propagationPolicy") {
         propagation = Some(p.to_owned());
     }
-    if let Some(p) = &propagation {
-        if !matches!(p.as_str(), "Orphan" | "Background" | "Foreground") {
-            return Err(ApiError::Invalid {
-                target: ctx.target(),
-                kind: "DeleteOptions".into(),
-                causes: vec![crate::status::Cause::new(
-                    "FieldValueNotSupported",
-                    "propagationPolicy",
-                    format!("Unsupported value: {p:?}: supported values: \"Foreground\", \"Background\", \"Orphan\""),
-                )],
-            });
-        }
+    if let Some(p) = &propagation
+        && !matches!(p.as_str(), "Orphan" | "Background" | "Foreground")
+    {
+        return Err(ApiError::Invalid {
+            target: ctx.target(),
+            kind: "DeleteOptions".into(),
+            causes: vec![crate::status::Cause::new(
+                "FieldValueNotSupported",
+                "propagationPolicy",
+                format!(
+                    "Unsupported value: {p:?}: supported values: \"Foreground\", \"Background\", \"Orphan\""
+                ),
+            )],
+        });
     }
     let grace = body
         .get("gracePeriodSeconds")
         .and_then(Value::as_i64)
-        .or_else(|| ctx.query.get("gracePeriodSeconds").and_then(|g| g.parse().ok()));
+        .or_else(|| {
+            ctx.query
+                .get("gracePeriodSeconds")
+                .and_then(|g| g.parse().ok())
+        });
     let dry_run = ctx.dry_run()?
-        || body.get("dryRun").and_then(Value::as_array).is_some_and(|a| a.iter().any(|v| v == "All"));
+        || body
+            .get("dryRun")
+            .and_then(Value::as_array)
+            .is_some_and(|a| a.iter().any(|v| v == "All"));
     Ok(DeleteOptions {
         propagation,
         grace,
-        uid: body.pointer("/preconditions/uid").and_then(Value::as_str).map(str::to_owned),
-        resource_version: body.pointer("/preconditions/resourceVersion").and_then(Value::as_str).map(str::to_owned),
+        uid: body
+            .pointer("/preconditions/uid")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        resource_version: body
+            .pointer("/preconditions/resourceVersion")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
         dry_run,
     })
 }
@@ -463,15 +605,19 @@ pub(crate) async fn delete_stored(
 ) -> ApiResult<Value> {
     let target = || crate::objects::target(res, name);
     if opts.dry_run {
-        let (cur, _) = state.objects.get(storage, ns, name).await?.ok_or_else(|| ApiError::NotFound(target()))?;
+        let (cur, _) = state
+            .objects
+            .get(storage, ns, name)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(target()))?;
         return Ok(cur);
     }
     let (obj, _) = state
         .objects
         .update(storage, ns, name, |cur| {
             let cur = cur.ok_or_else(|| ApiError::NotFound(target()))?;
-            if let Some(uid) = &opts.uid {
-                if meta_str(&cur, "uid") != Some(uid.as_str()) {
+            if let Some(uid) = &opts.uid
+                && meta_str(&cur, "uid") != Some(uid.as_str()) {
                     return Err(ApiError::Conflict {
                         target: target(),
                         message: format!(
@@ -480,9 +626,8 @@ pub(crate) async fn delete_stored(
                         ),
                     });
                 }
-            }
-            if let Some(rv) = &opts.resource_version {
-                if meta_str(&cur, "resourceVersion") != Some(rv.as_str()) {
+            if let Some(rv) = &opts.resource_version
+                && meta_str(&cur, "resourceVersion") != Some(rv.as_str()) {
                     return Err(ApiError::Conflict {
                         target: target(),
                         message: format!(
@@ -491,7 +636,6 @@ pub(crate) async fn delete_stored(
                         ),
                     });
                 }
-            }
             Ok(strategy::plan_delete(storage, cur, opts))
         })
         .await?;
@@ -504,7 +648,12 @@ pub(crate) async fn delete_collection(ctx: Ctx<'_>) -> ApiResult<Response<Body>>
     let opts = delete_options(&ctx)?;
     let selection = Selection::from_query(&ctx)?;
     let prefix = list_prefix(&ctx);
-    let current = ctx.state.store.current_revision().await.map_err(ApiError::from)?;
+    let current = ctx
+        .state
+        .store
+        .current_revision()
+        .await
+        .map_err(ApiError::from)?;
     ctx.state.cache.wait_for(current).await?;
     let snap = ctx.state.cache.snapshot(&prefix, None);
     let mut deleted = Vec::new();
@@ -545,7 +694,11 @@ pub(crate) async fn scale(ctx: Ctx<'_>) -> ApiResult<Response<Body>> {
     } else {
         None
     };
-    let put = if body.is_none() { Some(negotiate::decode_object(ctx.content_type(), &ctx.body)?) } else { None };
+    let put = if body.is_none() {
+        Some(negotiate::decode_object(ctx.content_type(), &ctx.body)?)
+    } else {
+        None
+    };
     let manager = ctx.field_manager();
     let api_version = ctx.res.api_version();
     let (obj, _) = ctx
@@ -573,12 +726,19 @@ pub(crate) async fn scale(ctx: Ctx<'_>) -> ApiResult<Response<Body>> {
                 }
                 (None, None) => unreachable!("one of body or put is set"),
             };
-            let replicas = new_scale.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(0);
+            let replicas = new_scale
+                .pointer("/spec/replicas")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
             if replicas < 0 {
                 return Err(ApiError::Invalid {
                     target: ctx.target(),
                     kind: "Scale".into(),
-                    causes: vec![crate::status::Cause::invalid("spec.replicas", &json!(replicas), "must be greater than or equal to 0")],
+                    causes: vec![crate::status::Cause::invalid(
+                        "spec.replicas",
+                        &json!(replicas),
+                        "must be greater than or equal to 0",
+                    )],
                 });
             }
             let mut new = cur.clone();
@@ -598,14 +758,21 @@ fn scale_response(ctx: &Ctx<'_>, code: StatusCode, scale: &Value) -> ApiResult<R
     let (bytes, ct) = negotiate::encode(scale, enc);
     let mut r = Response::new(Body::full(bytes));
     *r.status_mut() = code;
-    r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(ct));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static(ct),
+    );
     Ok(r)
 }
 
 /// POST `pods/NAME/binding`: assigns the pod to a node (what a scheduler does).
 pub(crate) async fn binding(ctx: Ctx<'_>) -> ApiResult<Response<Body>> {
     let binding = negotiate::decode_object(ctx.content_type(), &ctx.body)?;
-    let node = binding.pointer("/target/name").and_then(Value::as_str).unwrap_or("").to_owned();
+    let node = binding
+        .pointer("/target/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
     if node.is_empty() {
         return Err(ApiError::Invalid {
             target: ctx.target(),
@@ -638,21 +805,40 @@ pub(crate) async fn binding(ctx: Ctx<'_>) -> ApiResult<Response<Body>> {
 /// disruption controller maintains their status).
 pub(crate) async fn eviction(ctx: Ctx<'_>) -> ApiResult<Response<Body>> {
     let eviction = negotiate::decode_object(ctx.content_type(), &ctx.body)?;
-    let opts_body = eviction.get("deleteOptions").cloned().unwrap_or(Value::Null);
+    let opts_body = eviction
+        .get("deleteOptions")
+        .cloned()
+        .unwrap_or(Value::Null);
     let opts = DeleteOptions {
-        propagation: opts_body.get("propagationPolicy").and_then(Value::as_str).map(str::to_owned),
+        propagation: opts_body
+            .get("propagationPolicy")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
         grace: opts_body.get("gracePeriodSeconds").and_then(Value::as_i64),
-        uid: opts_body.pointer("/preconditions/uid").and_then(Value::as_str).map(str::to_owned),
+        uid: opts_body
+            .pointer("/preconditions/uid")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
         resource_version: None,
         dry_run: ctx.dry_run()?,
     };
     let name = ctx.name().to_owned();
     delete_one(&ctx, &name, &opts).await?;
-    super::respond(&ctx, StatusCode::CREATED, &crate::status::success_status(None))
+    super::respond(
+        &ctx,
+        StatusCode::CREATED,
+        &crate::status::success_status(None),
+    )
 }
 
 /// Builds a `meta.k8s.io` Table for objects of this resource.
-pub(crate) fn table(ctx: &Ctx<'_>, items: &[Value], list_meta: Value, include: &str, v1beta1: bool) -> Value {
+pub(crate) fn table(
+    ctx: &Ctx<'_>,
+    items: &[Value],
+    list_meta: Value,
+    include: &str,
+    v1beta1: bool,
+) -> Value {
     table_for(&ctx.res, items, list_meta, include, v1beta1)
 }
 

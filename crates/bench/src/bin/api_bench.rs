@@ -96,19 +96,52 @@ enum Cmd {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
         match cli.command {
-            Cmd::Startup { drover, data_dir, port, runs, fresh } => startup(&drover, &data_dir, port, runs, fresh).await,
+            Cmd::Startup {
+                drover,
+                data_dir,
+                port,
+                runs,
+                fresh,
+            } => startup(&drover, &data_dir, port, runs, fresh).await,
             cmd => {
                 let api = Api::from_kubeconfig(&cli.kubeconfig)?;
                 match cmd {
-                    Cmd::Create { namespace, concurrency, count, name_prefix, start, value_size } => {
+                    Cmd::Create {
+                        namespace,
+                        concurrency,
+                        count,
+                        name_prefix,
+                        start,
+                        value_size,
+                    } => {
                         api.ensure_namespace(&namespace).await?;
-                        create(&api, &namespace, concurrency, count, &name_prefix, start, value_size).await
+                        create(
+                            &api,
+                            &namespace,
+                            concurrency,
+                            count,
+                            &name_prefix,
+                            start,
+                            value_size,
+                        )
+                        .await
                     }
-                    Cmd::List { namespace, repeat, table } => list(&api, &namespace, repeat, table).await,
-                    Cmd::Watch { namespace, watchers, writes, interval_ms } => {
+                    Cmd::List {
+                        namespace,
+                        repeat,
+                        table,
+                    } => list(&api, &namespace, repeat, table).await,
+                    Cmd::Watch {
+                        namespace,
+                        watchers,
+                        writes,
+                        interval_ms,
+                    } => {
                         api.ensure_namespace(&namespace).await?;
                         watch(&api, &namespace, watchers, writes, interval_ms).await
                     }
@@ -133,10 +166,14 @@ struct Api {
 
 impl Api {
     fn from_kubeconfig(path: &std::path::Path) -> anyhow::Result<Api> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read kubeconfig {}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read kubeconfig {}", path.display()))?;
         let doc: serde_yaml::Value = serde_yaml::from_str(&text)?;
         let field = |v: &serde_yaml::Value, k: &str| -> anyhow::Result<String> {
-            v.get(k).and_then(|x| x.as_str()).map(str::to_owned).with_context(|| format!("kubeconfig has no {k}"))
+            v.get(k)
+                .and_then(|x| x.as_str())
+                .map(str::to_owned)
+                .with_context(|| format!("kubeconfig has no {k}"))
         };
         let cluster = &doc["clusters"][0]["cluster"];
         let user = &doc["users"][0]["user"];
@@ -146,7 +183,12 @@ impl Api {
         identity_pem.extend(B64.decode(field(user, "client-key-data")?)?);
         let ca = Certificate::from_pem(&ca)?;
         let client = build_client(&ca, &identity_pem)?;
-        Ok(Api { server, ca, identity_pem, client })
+        Ok(Api {
+            server,
+            ca,
+            identity_pem,
+            client,
+        })
     }
 
     /// A client with its own connection pool (one connection per watcher, like separate informers).
@@ -160,10 +202,18 @@ impl Api {
 
     async fn ensure_namespace(&self, ns: &str) -> anyhow::Result<()> {
         let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
-        let r = self.client.post(self.url("/api/v1/namespaces")).json_body(&body).send().await?;
+        let r = self
+            .client
+            .post(self.url("/api/v1/namespaces"))
+            .json_body(&body)
+            .send()
+            .await?;
         match r.status() {
             s if s.is_success() || s == StatusCode::CONFLICT => Ok(()),
-            s => bail!("creating namespace {ns}: {s}: {}", r.text().await.unwrap_or_default()),
+            s => bail!(
+                "creating namespace {ns}: {s}: {}",
+                r.text().await.unwrap_or_default()
+            ),
         }
     }
 }
@@ -185,12 +235,15 @@ trait JsonBody {
 
 impl JsonBody for reqwest::RequestBuilder {
     fn json_body(self, v: &Value) -> Self {
-        self.header(reqwest::header::CONTENT_TYPE, "application/json").body(v.to_string())
+        self.header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(v.to_string())
     }
 }
 
 fn configmap(name: &str, value_size: usize, annotations: Value) -> Value {
-    let data: String = (0..value_size).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+    let data: String = (0..value_size)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
     json!({
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -216,7 +269,12 @@ async fn create(
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..concurrency.max(1) {
-        let (client, url, next, errors) = (api.client.clone(), url.clone(), Arc::clone(&next), Arc::clone(&errors));
+        let (client, url, next, errors) = (
+            api.client.clone(),
+            url.clone(),
+            Arc::clone(&next),
+            Arc::clone(&errors),
+        );
         let prefix = prefix.to_owned();
         tasks.push(tokio::spawn(async move {
             let mut samples = Samples::default();
@@ -268,17 +326,28 @@ async fn list(api: &Api, ns: &str, repeat: usize, table: bool) -> anyhow::Result
     let (mut bytes, mut items) = (0, 0);
     for _ in 0..repeat.max(1) {
         let s = Instant::now();
-        let r = api.client.get(&url).header(reqwest::header::ACCEPT, accept).send().await?;
+        let r = api
+            .client
+            .get(&url)
+            .header(reqwest::header::ACCEPT, accept)
+            .send()
+            .await?;
         let status = r.status();
         let body = r.bytes().await?;
         times.push(s.elapsed());
         if !status.is_success() {
-            bail!("list answered {status}: {}", String::from_utf8_lossy(&body[..body.len().min(300)]));
+            bail!(
+                "list answered {status}: {}",
+                String::from_utf8_lossy(&body[..body.len().min(300)])
+            );
         }
         bytes = body.len();
         // Count outside the timing: the client's decode is not the server's cost.
         let v: Value = serde_json::from_slice(&body)?;
-        items = v.get(if table { "rows" } else { "items" }).and_then(Value::as_array).map_or(0, Vec::len);
+        items = v
+            .get(if table { "rows" } else { "items" })
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len);
     }
     println!(
         "{}",
@@ -294,14 +363,26 @@ async fn list(api: &Api, ns: &str, repeat: usize, table: bool) -> anyhow::Result
 // === watch ===
 
 fn now_ns() -> u128 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
 }
 
-async fn watch(api: &Api, ns: &str, watchers: usize, writes: usize, interval_ms: u64) -> anyhow::Result<()> {
+async fn watch(
+    api: &Api,
+    ns: &str,
+    watchers: usize,
+    writes: usize,
+    interval_ms: u64,
+) -> anyhow::Result<()> {
     let base = api.url(&format!("/api/v1/namespaces/{ns}/configmaps"));
     let r = api.client.get(format!("{base}?limit=1")).send().await?;
     let list: Value = serde_json::from_slice(&r.bytes().await?)?;
-    let rv = list["metadata"]["resourceVersion"].as_str().context("list has no resourceVersion")?.to_owned();
+    let rv = list["metadata"]["resourceVersion"]
+        .as_str()
+        .context("list has no resourceVersion")?
+        .to_owned();
     let run = now_ns();
     let ready = Arc::new(tokio::sync::Barrier::new(watchers + 1));
     let mut tasks = Vec::new();
@@ -312,10 +393,16 @@ async fn watch(api: &Api, ns: &str, watchers: usize, writes: usize, interval_ms:
         tasks.push(tokio::spawn(async move {
             let mut samples = Samples::with_capacity(writes);
             let mut resp = client.get(&url).send().await?;
-            anyhow::ensure!(resp.status().is_success(), "watch answered {}", resp.status());
+            anyhow::ensure!(
+                resp.status().is_success(),
+                "watch answered {}",
+                resp.status()
+            );
             ready.wait().await;
             let mut buf = Vec::new();
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(30) + Duration::from_millis(interval_ms * writes as u64);
+            let deadline = tokio::time::Instant::now()
+                + Duration::from_secs(30)
+                + Duration::from_millis(interval_ms * writes as u64);
             while samples.len() < writes {
                 let chunk = match tokio::time::timeout_at(deadline, resp.chunk()).await {
                     Ok(c) => c?,
@@ -327,7 +414,9 @@ async fn watch(api: &Api, ns: &str, watchers: usize, writes: usize, interval_ms:
                 while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
                     let line: Vec<u8> = buf.drain(..=pos).collect();
                     let ev: Value = serde_json::from_slice(&line)?;
-                    let sent = ev["object"]["metadata"]["annotations"]["bench/sent-ns"].as_str().and_then(|s| s.parse::<u128>().ok());
+                    let sent = ev["object"]["metadata"]["annotations"]["bench/sent-ns"]
+                        .as_str()
+                        .and_then(|s| s.parse::<u128>().ok());
                     if let (Some("ADDED"), Some(sent)) = (ev["type"].as_str(), sent) {
                         samples.push(Duration::from_nanos(arrived.saturating_sub(sent) as u64));
                     }
@@ -341,7 +430,11 @@ async fn watch(api: &Api, ns: &str, watchers: usize, writes: usize, interval_ms:
     let url = base.clone();
     for i in 0..writes {
         let sent = now_ns();
-        let body = configmap(&format!("w{run}-{i:05}"), 200, json!({"bench/sent-ns": sent.to_string()}));
+        let body = configmap(
+            &format!("w{run}-{i:05}"),
+            200,
+            json!({"bench/sent-ns": sent.to_string()}),
+        );
         let s = Instant::now();
         let r = api.client.post(&url).json_body(&body).send().await?;
         anyhow::ensure!(r.status().is_success(), "create answered {}", r.status());
@@ -367,11 +460,23 @@ async fn watch(api: &Api, ns: &str, watchers: usize, writes: usize, interval_ms:
 // === metrics ===
 
 async fn metrics(api: &Api) -> anyhow::Result<()> {
-    let text = api.client.get(api.url("/metrics")).send().await?.text().await?;
+    let text = api
+        .client
+        .get(api.url("/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
     let mut out = serde_json::Map::new();
-    for line in text.lines().filter(|l| l.starts_with("drover_") && !l.contains('{')) {
+    for line in text
+        .lines()
+        .filter(|l| l.starts_with("drover_") && !l.contains('{'))
+    {
         if let Some((name, value)) = line.split_once(' ') {
-            out.insert(name.to_owned(), value.parse::<f64>().map(Value::from).unwrap_or(Value::Null));
+            out.insert(
+                name.to_owned(),
+                value.parse::<f64>().map(Value::from).unwrap_or(Value::Null),
+            );
         }
     }
     println!("{}", Value::Object(out));
@@ -383,12 +488,24 @@ async fn metrics(api: &Api) -> anyhow::Result<()> {
 /// VmRSS of a process in KiB.
 fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
-async fn startup(drover: &std::path::Path, data_dir: &std::path::Path, port: u16, runs: usize, fresh: bool) -> anyhow::Result<()> {
+async fn startup(
+    drover: &std::path::Path,
+    data_dir: &std::path::Path,
+    port: u16,
+    runs: usize,
+    fresh: bool,
+) -> anyhow::Result<()> {
     // Anonymous and unverified: /readyz needs no identity, and a fresh start has no CA yet.
-    let probe = Client::builder().use_rustls_tls().danger_accept_invalid_certs(true).build()?;
+    let probe = Client::builder()
+        .use_rustls_tls()
+        .danger_accept_invalid_certs(true)
+        .build()?;
     let url = format!("https://127.0.0.1:{port}/readyz");
     let (mut times, mut rss) = (Samples::default(), Vec::new());
     for _ in 0..runs.max(1) {
@@ -397,7 +514,12 @@ async fn startup(drover: &std::path::Path, data_dir: &std::path::Path, port: u16
         }
         let s = Instant::now();
         let mut child = Command::new(drover)
-            .args(["server", "--https-listen-port", &port.to_string(), "--data-dir"])
+            .args([
+                "server",
+                "--https-listen-port",
+                &port.to_string(),
+                "--data-dir",
+            ])
             .arg(data_dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -419,7 +541,9 @@ async fn startup(drover: &std::path::Path, data_dir: &std::path::Path, port: u16
         tokio::time::sleep(Duration::from_millis(500)).await;
         rss.push(rss_kib(pid).unwrap_or(0));
         // Stop exactly the process we started, by PID, gracefully.
-        let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
         let _ = child.wait();
         anyhow::ensure!(ok, "drover server (pid {pid}) was not ready within 30 s");
         times.push(took);

@@ -98,7 +98,10 @@ impl Target {
                     .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
                     .and_then([TxnOp::put(key.clone(), value.to_vec(), None)]);
                 let resp = kv.txn(txn).await?;
-                anyhow::ensure!(resp.succeeded(), "etcd: key {key} already exists (use a fresh --prefix)");
+                anyhow::ensure!(
+                    resp.succeeded(),
+                    "etcd: key {key} already exists (use a fresh --prefix)"
+                );
             }
         }
         Ok(())
@@ -114,14 +117,23 @@ impl Target {
             let (keys, more): (Vec<String>, bool) = match self {
                 Target::Sqlite(s) => {
                     let r = s
-                        .range(RangeRequest { start: start.clone(), end: end.clone(), limit: PAGE as u64, revision: 0 })
+                        .range(RangeRequest {
+                            start: start.clone(),
+                            end: end.clone(),
+                            limit: PAGE as u64,
+                            revision: 0,
+                        })
                         .await?;
                     (r.kvs.into_iter().map(|kv| kv.key).collect(), r.more)
                 }
                 Target::Etcd(kv) => {
                     let opts = GetOptions::new().with_range(end.clone()).with_limit(PAGE);
                     let r = kv.get(start.clone(), Some(opts)).await?;
-                    let keys = r.kvs().iter().map(|kv| String::from_utf8_lossy(kv.key()).into_owned()).collect();
+                    let keys = r
+                        .kvs()
+                        .iter()
+                        .map(|kv| String::from_utf8_lossy(kv.key()).into_owned())
+                        .collect();
                     (keys, r.more())
                 }
             };
@@ -136,16 +148,27 @@ impl Target {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
         match cli.backend {
             Backend::Sqlite { dir, no_sync, load } => {
-                std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+                std::fs::create_dir_all(&dir)
+                    .with_context(|| format!("cannot create {}", dir.display()))?;
                 let mut config = SqliteConfig::new(dir.join("bench.db"));
                 config.synchronous_full = !no_sync;
-                let store = Arc::new(tokio::task::spawn_blocking(move || SqliteStore::open(config)).await??);
+                let store = Arc::new(
+                    tokio::task::spawn_blocking(move || SqliteStore::open(config)).await??,
+                );
                 let mode = if no_sync { "sqlite-nosync" } else { "sqlite" };
-                run(mode, Target::Sqlite(Arc::clone(&store)), &load, Some(&store)).await
+                run(
+                    mode,
+                    Target::Sqlite(Arc::clone(&store)),
+                    &load,
+                    Some(&store),
+                )
+                .await
             }
             Backend::Etcd { endpoint, load } => {
                 let client = Client::connect([endpoint.as_str()], None)
@@ -157,10 +180,27 @@ fn main() -> anyhow::Result<()> {
     })
 }
 
-async fn run(backend: &str, target: Target, load: &Load, sqlite: Option<&Arc<SqliteStore>>) -> anyhow::Result<()> {
-    let value = Bytes::from((0..load.value_size).map(|i| b'a' + (i % 26) as u8).collect::<Vec<u8>>());
+async fn run(
+    backend: &str,
+    target: Target,
+    load: &Load,
+    sqlite: Option<&Arc<SqliteStore>>,
+) -> anyhow::Result<()> {
+    let value = Bytes::from(
+        (0..load.value_size)
+            .map(|i| b'a' + (i % 26) as u8)
+            .collect::<Vec<u8>>(),
+    );
     let gate = Arc::new(Mutex::new(()));
-    write_phase(&target, load, &format!("{}warmup-", load.prefix), load.warmup, &value, &gate).await?;
+    write_phase(
+        &target,
+        load,
+        &format!("{}warmup-", load.prefix),
+        load.warmup,
+        &value,
+        &gate,
+    )
+    .await?;
     let before = sqlite.map(|s| s.stats());
     let started = Instant::now();
     let mut samples = write_phase(&target, load, &load.prefix, load.ops, &value, &gate).await?;
@@ -208,7 +248,12 @@ async fn write_phase(
     let per = ops.div_ceil(load.writers.max(1));
     let mut tasks = Vec::new();
     for w in 0..load.writers.max(1) {
-        let (mut t, value, gate, serialize) = (target.clone(), value.clone(), Arc::clone(gate), load.serialize);
+        let (mut t, value, gate, serialize) = (
+            target.clone(),
+            value.clone(),
+            Arc::clone(gate),
+            load.serialize,
+        );
         let prefix = prefix.to_owned();
         let n = per.min(ops.saturating_sub(w * per));
         tasks.push(tokio::spawn(async move {
@@ -216,7 +261,11 @@ async fn write_phase(
             for i in 0..n {
                 let key = format!("{prefix}w{w:03}-{i:07}");
                 let s = Instant::now();
-                let guard = if serialize { Some(gate.lock().await) } else { None };
+                let guard = if serialize {
+                    Some(gate.lock().await)
+                } else {
+                    None
+                };
                 t.create(key, value.clone()).await?;
                 drop(guard);
                 samples.push(s.elapsed());
