@@ -302,7 +302,7 @@ mod tests {
         let text = format!("{san:?}");
         assert!(
             text.contains("example.test")
-                && text.contains("10.43.0.1")
+                && text.contains("[10, 43, 0, 1]")
                 && text.contains("localhost"),
             "{text}"
         );
