@@ -72,12 +72,14 @@ emit "idle metrics" "$("$BENCH" --kubeconfig "$KCFG" metrics)"
 emit "load 10k" "$("$BENCH" --kubeconfig "$KCFG" create --namespace bench-list --concurrency 32 --count 10000 --name-prefix cm-)"
 emit "list 10k, JSON" "$("$BENCH" --kubeconfig "$KCFG" list --namespace bench-list --repeat 5)"
 emit "list 10k, Table" "$("$BENCH" --kubeconfig "$KCFG" list --namespace bench-list --repeat 5 --table)"
+emit "list 10k, pages of 500 (kubectl's chunk size)" "$("$BENCH" --kubeconfig "$KCFG" list --namespace bench-list --repeat 3 --limit 500)"
 emit "load to ${BIG}" "$("$BENCH" --kubeconfig "$KCFG" create --namespace bench-list --concurrency 32 --count $((BIG - 10000)) --start 10000 --name-prefix cm-)"
 sleep 5
 emit "${BIG} loaded, before lists" "$(rss "$SERVER_PID")"
 emit "${BIG} loaded metrics" "$("$BENCH" --kubeconfig "$KCFG" metrics)"
 emit "list ${BIG}, JSON" "$("$BENCH" --kubeconfig "$KCFG" list --namespace bench-list --repeat 5)"
 emit "list ${BIG}, Table" "$("$BENCH" --kubeconfig "$KCFG" list --namespace bench-list --repeat 5 --table)"
+emit "list ${BIG}, pages of 500 (kubectl's chunk size)" "$("$BENCH" --kubeconfig "$KCFG" list --namespace bench-list --repeat 1 --limit 500)"
 sleep 5
 emit "${BIG} loaded, after lists" "$(rss "$SERVER_PID")"
 stop_server

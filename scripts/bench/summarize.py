@@ -64,7 +64,7 @@ def api(lines):
                   f"max {max(r['delivery_latency']['max_ms'] for r in rs)} ms; create p50 {med([r['create_latency']['p50_ms'] for r in rs])} ms; {loads}")
         elif kind == "api-list":
             r = rs[0]
-            print(f"- {label}: {r['items']} items, {r['bytes']} bytes, median {r['median_ms']} ms (min {r['min_ms']}, max {r['max_ms']}, {r['repeat']} runs); {loads}")
+            print(f"- {label}: {r['items']} items in {r.get('pages', 1)} page(s), {r['bytes']} bytes, median {r['median_ms']} ms (min {r['min_ms']}, max {r['max_ms']}, {r['repeat']} runs); {loads}")
         else:
             print(f"- {label}: {json.dumps(rs[0])}; {loads}")
 

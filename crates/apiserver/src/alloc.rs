@@ -64,17 +64,24 @@ pub(crate) async fn allocate_service(state: &Arc<State>, svc: &mut Value) -> Api
         Some(allocate_ip(state, &ns, &name, Some(parsed)).await?)
     };
     if let Some(ip) = ip {
-        svc["spec"]["clusterIP"] = ip.to_string().into();
-        svc["spec"]["clusterIPs"] = json!([ip.to_string()]);
+        let spec = crate::meta::object_mut(svc, "spec");
+        spec.insert("clusterIP".into(), ip.to_string().into());
+        spec.insert("clusterIPs".into(), json!([ip.to_string()]));
     } else {
-        svc["spec"]["clusterIPs"] = json!(["None"]);
+        crate::meta::object_mut(svc, "spec").insert("clusterIPs".into(), json!(["None"]));
     }
     if ty == "NodePort" || ty == "LoadBalancer" {
         let mut taken = Vec::new();
         let ports = svc.pointer_mut("/spec/ports").and_then(Value::as_array_mut);
         if let Some(ports) = ports {
             for (i, p) in ports.iter_mut().enumerate() {
-                let want = p.get("nodePort").and_then(Value::as_u64).map(|n| n as u16);
+                // 0 means "allocate one": protobuf clients (kubectl 1.32 `create service
+                // nodeport`) always send the field, and upstream treats zero as unset.
+                let want = p
+                    .get("nodePort")
+                    .and_then(Value::as_u64)
+                    .filter(|&n| n != 0)
+                    .map(|n| n as u16);
                 match allocate_node_port(state, want).await {
                     Ok(port) => {
                         p["nodePort"] = json!(port);

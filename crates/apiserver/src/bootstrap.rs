@@ -244,7 +244,7 @@ async fn terminate_namespace(state: &Arc<State>, ns_res: &Resource, ns: &str) ->
                 )));
             };
             let mut new = cur.clone();
-            new["spec"]["finalizers"] = json!([]);
+            crate::meta::object_mut(&mut new, "spec").insert("finalizers".into(), json!([]));
             crate::handlers::prepare_update(
                 ns_res,
                 Some("finalize"),

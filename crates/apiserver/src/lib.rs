@@ -291,7 +291,27 @@ pub(crate) async fn handle(
                         state.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
                         let body = read_body(body).await;
                         let resp = match body {
-                            Ok(body) => dispatch(&state, &user, route, &parts, &query, body).await,
+                            Ok(body) => {
+                                // A bug must cost one request a 500, never the connection.
+                                use futures_util::FutureExt as _;
+                                let fut = std::panic::AssertUnwindSafe(dispatch(
+                                    &state, &user, route, &parts, &query, body,
+                                ));
+                                match fut.catch_unwind().await {
+                                    Ok(r) => r,
+                                    Err(panic) => {
+                                        let what = panic
+                                            .downcast_ref::<&str>()
+                                            .map(|s| s.to_string())
+                                            .or_else(|| panic.downcast_ref::<String>().cloned())
+                                            .unwrap_or_default();
+                                        tracing::error!("request handler panicked: {what}");
+                                        error_response(&ApiError::Internal(format!(
+                                            "the server failed to handle the request: {what}"
+                                        )))
+                                    }
+                                }
+                            }
                             Err(e) => error_response(&e),
                         };
                         state.metrics.in_flight.fetch_sub(1, Ordering::Relaxed);

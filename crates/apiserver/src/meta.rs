@@ -148,6 +148,20 @@ pub(crate) fn metadata_mut(obj: &mut Value) -> &mut Map<String, Value> {
         .expect("just made an object")
 }
 
+/// `obj[key]` as a mutable map, replacing anything that is not an object (callers have
+/// type-checked user input; this keeps server-side bookkeeping from ever panicking).
+pub(crate) fn object_mut<'a>(obj: &'a mut Value, key: &str) -> &'a mut Map<String, Value> {
+    if !obj.is_object() {
+        *obj = Value::Object(Map::new());
+    }
+    let m = obj.as_object_mut().expect("just made an object");
+    let v = m.entry(key).or_insert_with(|| Value::Object(Map::new()));
+    if !v.is_object() {
+        *v = Value::Object(Map::new());
+    }
+    v.as_object_mut().expect("just made an object")
+}
+
 /// A string field of `metadata`.
 pub(crate) fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
     obj.get("metadata")?.get(field)?.as_str()

@@ -103,6 +103,24 @@ pub(crate) fn choose_output(accept: Option<&str>, table_ok: bool) -> ApiResult<O
 
 /// Decodes an object body by its `Content-Type`.
 pub(crate) fn decode_object(content_type: Option<&str>, body: &[u8]) -> ApiResult<Value> {
+    let v = decode_any(content_type, body)?;
+    if !v.is_object() {
+        return Err(ApiError::BadRequest(format!(
+            "the request body must be an object (e.g. {{\"apiVersion\": …, \"kind\": …}}), not {}",
+            match v {
+                Value::Null => "null",
+                Value::Bool(_) => "a boolean",
+                Value::Number(_) => "a number",
+                Value::String(_) => "a string",
+                Value::Array(_) => "a list",
+                Value::Object(_) => "an object",
+            }
+        )));
+    }
+    Ok(v)
+}
+
+fn decode_any(content_type: Option<&str>, body: &[u8]) -> ApiResult<Value> {
     let essence = content_type
         .and_then(|c| parse_media_ranges(c).into_iter().next())
         .map(|m| m.essence)
@@ -110,9 +128,15 @@ pub(crate) fn decode_object(content_type: Option<&str>, body: &[u8]) -> ApiResul
     match essence.as_str() {
         JSON => decode_json(body),
         YAML | "application/x-yaml" | "text/yaml" => decode_yaml(body),
-        PROTOBUF => drover_codec::decode(body).map_err(|e| {
-            ApiError::BadRequest(format!("the protobuf request body is malformed: {e}"))
-        }),
+        PROTOBUF => {
+            let mut obj = drover_codec::decode(body).map_err(|e| {
+                ApiError::BadRequest(format!("the protobuf request body is malformed: {e}"))
+            })?;
+            // Go's marshaller writes every empty string; upstream decodes into structs where
+            // "" is unset, so defaulting and `omitempty` treat it so. Do the same.
+            drover_codec::omit_empty_strings(&mut obj);
+            Ok(obj)
+        }
         other => Err(ApiError::UnsupportedMediaType(format!(
             "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf (got {other:?})"
         ))),

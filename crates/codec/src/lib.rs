@@ -45,6 +45,7 @@ mod decode;
 mod desc;
 mod encode;
 mod envelope;
+mod omit;
 #[rustfmt::skip]
 mod table;
 mod time;
@@ -134,6 +135,23 @@ impl Error {
 /// `apiVersion` set from the envelope.
 pub fn decode(bytes: &[u8]) -> Result<Value, Error> {
     envelope::decode_at(bytes, 0, None, 0)
+}
+
+/// Removes the empty string fields of a decoded object (by its `apiVersion` and `kind`), as Go's
+/// `omitempty` does after upstream decodes a protobuf body into its structs: `generateName: ""`,
+/// `strategy: {type: ""}` and the like are then absent, so defaulting fills them. Map values
+/// and list items are kept, as is `storageClassName: ""` (a pointer whose empty value matters).
+/// Objects of kinds the table does not know are left unchanged.
+pub fn omit_empty_strings(obj: &mut Value) {
+    let Ok((api_version, kind)) = envelope::type_meta(obj) else {
+        return;
+    };
+    let Some(msg) = desc::message_for_kind(api_version, kind) else {
+        return;
+    };
+    if let Value::Object(m) = obj {
+        omit::strip(msg, m);
+    }
 }
 
 /// Decodes an envelope reading its payload as message `type_name`, whatever its TypeMeta says.

@@ -252,3 +252,40 @@ fn protobuf_lists_decode_items_without_type_meta() {
                       "items": [{"metadata": {"name": "a"}}, {"metadata": {"name": "b"}}]});
     assert_eq!(round_trip(&list), list);
 }
+
+#[test]
+fn omit_empty_strings_drops_go_zero_strings_but_keeps_data_and_storage_class() {
+    let mut deploy = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "d", "generateName": "", "namespace": "", "labels": {"empty": ""}},
+        "spec": {"strategy": {"type": ""}, "replicas": 0, "template": {"spec": {
+            "restartPolicy": "",
+            "containers": [{"name": "c", "image": "i", "workingDir": "", "args": [""],
+                            "env": [{"name": "E", "value": ""}]}],
+            "volumes": [{"name": "v", "configMap": {"name": ""}}],
+        }}},
+    });
+    drover_codec::omit_empty_strings(&mut deploy);
+    assert_eq!(
+        deploy,
+        json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "d", "labels": {"empty": ""}},
+            "spec": {"strategy": {}, "replicas": 0, "template": {"spec": {
+                "containers": [{"name": "c", "image": "i", "args": [""], "env": [{"name": "E"}]}],
+                "volumes": [{"name": "v", "configMap": {}}],
+            }}},
+        })
+    );
+    let mut pvc = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "p"},
+                         "spec": {"storageClassName": "", "volumeName": ""}});
+    drover_codec::omit_empty_strings(&mut pvc);
+    assert_eq!(pvc["spec"], json!({"storageClassName": ""}));
+    let mut cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"k": ""}});
+    let before = cm.clone();
+    drover_codec::omit_empty_strings(&mut cm);
+    assert_eq!(cm, before);
+    let mut unknown = json!({"apiVersion": "example.com/v1", "kind": "Gadget", "spec": {"x": ""}});
+    drover_codec::omit_empty_strings(&mut unknown);
+    assert_eq!(unknown["spec"]["x"], "");
+}

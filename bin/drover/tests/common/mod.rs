@@ -258,7 +258,8 @@ impl Drop for Server {
     }
 }
 
-fn wait_with_timeout(child: Child, timeout: Duration, what: &str) -> Output {
+/// Waits for `child` (stdout/stderr piped), killing it by PID and panicking with `what` after `timeout`.
+pub fn wait_with_timeout(child: Child, timeout: Duration, what: &str) -> Output {
     let pid = child.id();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -352,4 +353,250 @@ pub fn eventually(what: &str, mut f: impl FnMut() -> bool) {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+// === helpers for the kubectl and helm suites ===
+
+/// The directory of checked-in test inputs (charts, manifests, kustomize dirs, scripts).
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// One fixture file or directory, as a string path for command lines.
+pub fn fixture(rel: &str) -> String {
+    let p = fixtures().join(rel);
+    assert!(p.exists(), "fixture {} is missing", p.display());
+    p.to_string_lossy().into_owned()
+}
+
+/// The reply of a raw HTTP request.
+pub struct Reply {
+    pub code: u16,
+    pub body: String,
+}
+
+impl Reply {
+    /// The body parsed as JSON (panics with the body when it is not JSON).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("reply is not JSON ({e}): {}", self.body))
+    }
+}
+
+impl Server {
+    /// kubectl 1.32 with stdin; must succeed; returns stdout.
+    pub fn k_in(&self, args: &[&str], stdin: &str) -> String {
+        let out = self.kubectl_env("1.32", args, &[], Some(stdin));
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} (stdin {stdin:?}) failed ({}):\nstdout: {}\nstderr: {}\nserver log tail:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            tail(&self.log(), 30)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// kubectl 1.32 with stdin that must fail; returns stderr.
+    pub fn k_in_err(&self, args: &[&str], stdin: &str) -> String {
+        let out = self.kubectl_env("1.32", args, &[], Some(stdin));
+        assert!(
+            !out.status.success(),
+            "kubectl {args:?} should have failed but printed:\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    /// Starts kubectl 1.32 as a long-running child (e.g. `get -w`) with stdout piped. The caller
+    /// stops it with [`stop_child`].
+    pub fn kubectl_child(&self, args: &[&str]) -> Child {
+        let bin = kubectl_binary("1.32").expect("kubectl 1.32");
+        let home = self.dir.path().join("home-1.32");
+        std::fs::create_dir_all(&home).expect("home");
+        Command::new(bin)
+            .args(args)
+            .env("KUBECONFIG", self.kubeconfig())
+            .env("HOME", &home)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start kubectl")
+    }
+
+    /// helm that must succeed; returns stdout.
+    pub fn h(&self, args: &[&str]) -> String {
+        let out = self.helm(args);
+        assert!(
+            out.status.success(),
+            "helm {args:?} failed ({}):\nstdout: {}\nstderr: {}\nserver log tail:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            tail(&self.log(), 30)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The admin's client certificate and key from the kubeconfig, written to PEM files once.
+    fn client_cert_files(&self) -> (PathBuf, PathBuf) {
+        let cert = self.dir.path().join("client.crt");
+        let key = self.dir.path().join("client.key");
+        if !cert.exists() {
+            let cfg = std::fs::read_to_string(self.kubeconfig()).expect("kubeconfig");
+            let field = |name: &str| {
+                let line = cfg
+                    .lines()
+                    .find_map(|l| l.trim().strip_prefix(name))
+                    .unwrap_or_else(|| panic!("{name} in kubeconfig"));
+                let out = Command::new("base64")
+                    .arg("-d")
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .spawn()
+                    .and_then(|mut c| {
+                        use std::io::Write as _;
+                        c.stdin
+                            .take()
+                            .expect("stdin")
+                            .write_all(line.trim().as_bytes())?;
+                        c.wait_with_output()
+                    })
+                    .expect("base64 -d");
+                out.stdout
+            };
+            std::fs::write(&cert, field("client-certificate-data:")).expect("write cert");
+            std::fs::write(&key, field("client-key-data:")).expect("write key");
+        }
+        (cert, key)
+    }
+
+    /// A raw HTTPS request with the admin's client certificate (curl), for bodies and status
+    /// codes that kubectl would not send or would hide. `body` is sent as is.
+    pub fn curl(&self, method: &str, path: &str, content_type: &str, body: Option<&[u8]>) -> Reply {
+        let (cert, key) = self.client_cert_files();
+        let body_file = self.dir.path().join(format!("curl-body-{}", free_port()));
+        let mut cmd = Command::new("curl");
+        cmd.args([
+            "-sk",
+            "-X",
+            method,
+            "-w",
+            "\n%{http_code}",
+            "-H",
+            &format!("Content-Type: {content_type}"),
+        ])
+        .args(["-H", "Accept: application/json"])
+        .arg("--cert")
+        .arg(&cert)
+        .arg("--key")
+        .arg(&key);
+        if let Some(b) = body {
+            std::fs::write(&body_file, b).expect("body file");
+            cmd.arg("--data-binary")
+                .arg(format!("@{}", body_file.display()));
+        }
+        cmd.arg(format!("https://127.0.0.1:{}{path}", self.port))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let out = wait_with_timeout(
+            cmd.spawn().expect("curl"),
+            Duration::from_secs(60),
+            &format!("curl {method} {path}"),
+        );
+        let _ = std::fs::remove_file(&body_file);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+        Reply {
+            code: code
+                .trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("curl {method} {path}: no status code in {text:?}")),
+            body: body.to_owned(),
+        }
+    }
+}
+
+/// Reads a child's stdout on a thread and collects it into a shared buffer, so a test can poll
+/// what a long-running command (e.g. `kubectl get -w`) has printed so far.
+pub struct Collector {
+    pub child: Child,
+    buf: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Collector {
+    pub fn new(mut child: Child) -> Collector {
+        let buf = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let mut stdout = child.stdout.take().expect("piped stdout");
+        let sink = std::sync::Arc::clone(&buf);
+        std::thread::spawn(move || {
+            use std::io::Read as _;
+            let mut chunk = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut chunk) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .expect("lock")
+                    .push_str(&String::from_utf8_lossy(&chunk[..n]));
+            }
+        });
+        Collector { child, buf }
+    }
+
+    /// What the child printed so far.
+    pub fn text(&self) -> String {
+        self.buf.lock().expect("lock").clone()
+    }
+
+    /// Stops the child by PID and returns everything it printed.
+    pub fn stop(mut self) -> String {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+        std::thread::sleep(Duration::from_millis(50));
+        self.text()
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// `python3`, when it can import the `kubernetes` client (the second independent client).
+pub fn python_with_kubernetes() -> Option<PathBuf> {
+    let py = which("python3")?;
+    let ok = Command::new(&py)
+        .args(["-c", "import kubernetes"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    ok.then_some(py)
+}
+
+/// Skips the test (returns) unless python3 with the `kubernetes` package is available.
+#[macro_export]
+macro_rules! require_python_kubernetes {
+    () => {
+        match common::python_with_kubernetes() {
+            Some(py) => py,
+            None => {
+                // Panics under DROVER_REQUIRE_PEERS, otherwise prints why the test is skipped.
+                let _ = common::have_peer(
+                    "python3 with the kubernetes package (pip install kubernetes)",
+                    false,
+                );
+                return;
+            }
+        }
+    };
 }

@@ -178,7 +178,7 @@ pub(crate) async fn create(ctx: Ctx<'_>) -> ApiResult<Response<Body>> {
     if obj.get("metadata").is_none() {
         obj["metadata"] = json!({});
     }
-    obj["metadata"]["creationTimestamp"] = Value::Null;
+    crate::meta::object_mut(&mut obj, "metadata").insert("creationTimestamp".into(), Value::Null);
     respond(&ctx, StatusCode::CREATED, &obj)
 }
 
@@ -235,8 +235,9 @@ pub(crate) async fn token_request(ctx: Ctx<'_>) -> ApiResult<Response<Body>> {
     req["kind"] = "TokenRequest".into();
     req["metadata"] =
         json!({"name": name, "namespace": ns, "creationTimestamp": meta::rfc3339(now)});
-    req["spec"]["audiences"] = Value::Array(audiences);
-    req["spec"]["expirationSeconds"] = json!(expiration);
+    let spec = crate::meta::object_mut(&mut req, "spec");
+    spec.insert("audiences".into(), Value::Array(audiences));
+    spec.insert("expirationSeconds".into(), json!(expiration));
     req["status"] = json!({"token": token, "expirationTimestamp": meta::rfc3339(now + expiration)});
     respond(&ctx, StatusCode::CREATED, &req)
 }

@@ -76,6 +76,24 @@ pub(crate) fn unknown_fields(res: &Resource, obj: &Value) -> Vec<String> {
     }
 }
 
+/// Rejects values of the wrong JSON type for a built-in kind (a string where an object is
+/// expected, …) with the decode error upstream gives, before anything else looks at them.
+pub(crate) fn type_check(res: &Resource, obj: &Value) -> ApiResult<()> {
+    if res.custom.is_some() {
+        return Ok(());
+    }
+    let Some(node) = drover_schema::SchemaNode::for_kind(&res.gv.group, &res.gv.version, &res.kind)
+    else {
+        return Ok(());
+    };
+    let errors = drover_schema::type_errors(node, obj);
+    if errors.is_empty() {
+        return Ok(());
+    }
+    let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    Err(ApiError::BadRequest(text.join("; ")))
+}
+
 /// Defaults on create.
 pub(crate) async fn prepare_create(
     state: &Arc<State>,
@@ -540,10 +558,11 @@ pub(crate) fn prepare_update(
         }
         Some("finalize") => {
             let mut o = cur.clone();
-            o["spec"]["finalizers"] = new
+            let finalizers = new
                 .pointer("/spec/finalizers")
                 .cloned()
                 .unwrap_or(json!([]));
+            meta::object_mut(&mut o, "spec").insert("finalizers".into(), finalizers);
             o
         }
         _ => {
@@ -777,7 +796,7 @@ pub(crate) fn plan_delete(res: &Resource, cur: Value, opts: &DeleteOptions) -> D
         m.insert("deletionGracePeriodSeconds".into(), json!(grace));
     }
     if ns_pending {
-        obj["status"]["phase"] = "Terminating".into();
+        meta::object_mut(&mut obj, "status").insert("phase".into(), "Terminating".into());
     }
     Decision::Write(obj)
 }

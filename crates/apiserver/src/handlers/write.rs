@@ -23,6 +23,7 @@ fn decode_body_object(ctx: &Ctx<'_>) -> ApiResult<Value> {
     }
     let obj = negotiate::decode_object(ctx.content_type(), &ctx.body)?;
     check_type(ctx, &obj)?;
+    strategy::type_check(&ctx.res, &obj)?;
     Ok(obj)
 }
 
@@ -321,6 +322,7 @@ pub(crate) async fn write(ctx: Ctx<'_>) -> ApiResult<Response<Body>> {
         let mut new = match patch_kind {
             Some(kind) => {
                 let patched = apply_patch(&ctx, kind, &cur_v, &body, &manager)?;
+                strategy::type_check(&ctx.res, &patched)?;
                 validation_warnings = field_validation(&ctx, &patched)?;
                 patched
             }
@@ -793,7 +795,7 @@ pub(crate) async fn binding(ctx: Ctx<'_>) -> ApiResult<Response<Body>> {
                     message: format!("Operation cannot be fulfilled on pods/binding {name:?}: pod {name} is already assigned to node {existing:?}"),
                 });
             }
-            cur["spec"]["nodeName"] = node.clone().into();
+            crate::meta::object_mut(&mut cur, "spec").insert("nodeName".into(), node.clone().into());
             Ok(Decision::Write(cur))
         })
         .await?;

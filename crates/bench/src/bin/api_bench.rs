@@ -63,6 +63,10 @@ enum Cmd {
         /// Ask for a `meta.k8s.io/v1` Table (what `kubectl get` asks for).
         #[arg(long)]
         table: bool,
+        /// Page size (`limit`), following `continue` tokens to the end as `kubectl get`
+        /// does (its default chunk size is 500); 0 = one unpaged LIST.
+        #[arg(long, default_value_t = 0)]
+        limit: usize,
     },
     /// Write-to-delivery latency: `watchers` watches (each its own connection) on a namespace,
     /// then `writes` creates spaced by `interval_ms`, each carrying its send time.
@@ -135,7 +139,8 @@ fn main() -> anyhow::Result<()> {
                         namespace,
                         repeat,
                         table,
-                    } => list(&api, &namespace, repeat, table).await,
+                        limit,
+                    } => list(&api, &namespace, repeat, table, limit).await,
                     Cmd::Watch {
                         namespace,
                         watchers,
@@ -315,7 +320,7 @@ async fn create(
 
 // === list ===
 
-async fn list(api: &Api, ns: &str, repeat: usize, table: bool) -> anyhow::Result<()> {
+async fn list(api: &Api, ns: &str, repeat: usize, table: bool, limit: usize) -> anyhow::Result<()> {
     let accept = if table {
         "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
     } else {
@@ -323,36 +328,57 @@ async fn list(api: &Api, ns: &str, repeat: usize, table: bool) -> anyhow::Result
     };
     let url = api.url(&format!("/api/v1/namespaces/{ns}/configmaps"));
     let mut times = Samples::default();
-    let (mut bytes, mut items) = (0, 0);
+    let (mut bytes, mut items, mut pages) = (0, 0, 0);
     for _ in 0..repeat.max(1) {
-        let s = Instant::now();
-        let r = api
-            .client
-            .get(&url)
-            .header(reqwest::header::ACCEPT, accept)
-            .send()
-            .await?;
-        let status = r.status();
-        let body = r.bytes().await?;
-        times.push(s.elapsed());
-        if !status.is_success() {
-            bail!(
-                "list answered {status}: {}",
-                String::from_utf8_lossy(&body[..body.len().min(300)])
-            );
+        let (mut elapsed, mut token) = (Duration::ZERO, None::<String>);
+        (bytes, items, pages) = (0, 0, 0);
+        loop {
+            let mut query = Vec::new();
+            if limit > 0 {
+                query.push(("limit", limit.to_string()));
+            }
+            if let Some(t) = token.take() {
+                query.push(("continue", t));
+            }
+            let s = Instant::now();
+            let r = api
+                .client
+                .get(&url)
+                .query(&query)
+                .header(reqwest::header::ACCEPT, accept)
+                .send()
+                .await?;
+            let status = r.status();
+            let body = r.bytes().await?;
+            elapsed += s.elapsed();
+            if !status.is_success() {
+                bail!(
+                    "list answered {status}: {}",
+                    String::from_utf8_lossy(&body[..body.len().min(300)])
+                );
+            }
+            // Decode outside the timing: the client's decode is not the server's cost.
+            let v: Value = serde_json::from_slice(&body)?;
+            bytes += body.len();
+            pages += 1;
+            items += v
+                .get(if table { "rows" } else { "items" })
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len);
+            token = v["metadata"]["continue"]
+                .as_str()
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned);
+            if token.is_none() {
+                break;
+            }
         }
-        bytes = body.len();
-        // Count outside the timing: the client's decode is not the server's cost.
-        let v: Value = serde_json::from_slice(&body)?;
-        items = v
-            .get(if table { "rows" } else { "items" })
-            .and_then(Value::as_array)
-            .map_or(0, Vec::len);
+        times.push(elapsed);
     }
     println!(
         "{}",
         json!({
-            "bench": "api-list", "table": table, "items": items, "bytes": bytes, "repeat": repeat,
+            "bench": "api-list", "table": table, "limit": limit, "pages": pages, "items": items, "bytes": bytes, "repeat": repeat,
             "median_ms": round3(times.quantile_ms(0.5)), "min_ms": round3(times.quantile_ms(0.0)),
             "max_ms": round3(times.quantile_ms(1.0)),
         })

@@ -192,15 +192,9 @@ async fn run(
             .collect::<Vec<u8>>(),
     );
     let gate = Arc::new(Mutex::new(()));
-    write_phase(
-        &target,
-        load,
-        &format!("{}warmup-", load.prefix),
-        load.warmup,
-        &value,
-        &gate,
-    )
-    .await?;
+    // Warm-up keys live beside the measured prefix, so the range phase reads only measured keys.
+    let warmup_prefix = format!("{}-warmup/", load.prefix.trim_end_matches('/'));
+    write_phase(&target, load, &warmup_prefix, load.warmup, &value, &gate).await?;
     let before = sqlite.map(|s| s.stats());
     let started = Instant::now();
     let mut samples = write_phase(&target, load, &load.prefix, load.ops, &value, &gate).await?;
