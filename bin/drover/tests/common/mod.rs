@@ -143,6 +143,12 @@ impl Server {
         self.spawn();
     }
 
+    /// Starts a server that was stopped with [`Server::stop_with`] again.
+    pub fn restart_stopped(&mut self) {
+        assert!(self.child.is_none(), "server is still running");
+        self.spawn();
+    }
+
     /// Kills (SIGKILL) and starts again.
     pub fn crash_and_restart(&mut self) {
         self.stop_with(9);
