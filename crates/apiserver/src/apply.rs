@@ -122,7 +122,16 @@ pub(crate) fn track_update(
         s.extend(fieldset::fields(obj, Some("status")));
         s
     };
-    let mut list = old.map(entries).unwrap_or_default();
+    // A request that changes managedFields itself (kubectl's client-side → server-side apply
+    // migration does) is taken as the new baseline, as upstream does.
+    let requested = obj.pointer("/metadata/managedFields");
+    let explicit =
+        requested.is_some() && requested != old.and_then(|o| o.pointer("/metadata/managedFields"));
+    let mut list = if explicit {
+        entries(obj)
+    } else {
+        old.map(entries).unwrap_or_default()
+    };
     let mut mine: FieldSet = FieldSet::new();
     list.retain(|e| {
         if e.manager() == manager && e.operation() == "Update" && e.subresource() == subresource {
@@ -183,8 +192,18 @@ pub(crate) fn apply(
             }
         }
     }
+    // kubectl's own server-side apply takes over fields that client-side apply set (they are
+    // in the last-applied annotation), as upstream's last-applied manager does.
+    let csa_takeover = manager == "kubectl"
+        && !conflicts.is_empty()
+        && current
+            .pointer("/metadata/annotations/kubectl.kubernetes.io~1last-applied-configuration")
+            .and_then(Value::as_str)
+            .and_then(|a| serde_json::from_str::<Value>(a).ok())
+            .map(|last| fieldset::fields(&last, subresource))
+            .is_some_and(|allowed| conflicts.iter().all(|(_, _, p)| allowed.contains(p)));
     if !conflicts.is_empty() {
-        if !force {
+        if !force && !csa_takeover {
             let parts: Vec<String> = conflicts
                 .iter()
                 .map(|(m, v, p)| format!("conflict with {m:?} using {v}: {}", path_string(p)))

@@ -634,7 +634,9 @@ pub(crate) fn prepare_update(
             causes,
         });
     }
-    if without_bookkeeping(&out) == without_bookkeeping(cur) {
+    let managed = out.pointer("/metadata/managedFields");
+    let managed_changed = managed.is_some() && managed != cur.pointer("/metadata/managedFields");
+    if !managed_changed && without_bookkeeping(&out) == without_bookkeeping(cur) {
         return Ok(Decision::Unchanged(cur.clone()));
     }
     track_managed_fields(

@@ -150,7 +150,7 @@ pub(crate) async fn create(ctx: Ctx<'_>) -> ApiResult<Response<Body>> {
     let warnings = field_validation(&ctx, &obj)?;
     normalize(&ctx, &mut obj)?;
     let manager = ctx.field_manager();
-    let created = create_object(&ctx, obj, &manager, dry_run).await?;
+    let created = create_object(&ctx, obj, &manager, "Update", dry_run).await?;
     let created = convert::from_storage(&ctx.res, created);
     Ok(with_warnings(
         respond_objects(&ctx, StatusCode::CREATED, vec![created], None)?,
@@ -163,6 +163,7 @@ async fn create_object(
     ctx: &Ctx<'_>,
     mut obj: Value,
     manager: &str,
+    operation: &str,
     dry_run: bool,
 ) -> ApiResult<Value> {
     {
@@ -231,6 +232,12 @@ async fn create_object(
         &ctx.res.api_version(),
         None,
     );
+    // An apply that creates the object owns what it applied as an Apply manager.
+    if operation == "Apply"
+        && let Some(mf) = obj.pointer_mut("/metadata/managedFields/0/operation")
+    {
+        *mf = "Apply".into();
+    }
     if dry_run {
         return Ok(obj);
     }
@@ -308,7 +315,7 @@ pub(crate) async fn write(ctx: Ctx<'_>) -> ApiResult<Response<Body>> {
         } else {
             "Update"
         };
-        let mut o = create_object_with_op(&ctx, obj, &manager, operation, dry_run).await?;
+        let mut o = create_object(&ctx, obj, &manager, operation, dry_run).await?;
         o = convert::from_storage(&ctx.res, o);
         let r = respond_objects(&ctx, StatusCode::CREATED, vec![o], None)?;
         return Ok(with_warnings(r, &warnings));
@@ -386,22 +393,6 @@ pub(crate) async fn write(ctx: Ctx<'_>) -> ApiResult<Response<Body>> {
         respond_objects(&ctx, StatusCode::OK, vec![obj], None)?,
         &warnings,
     ))
-}
-
-async fn create_object_with_op(
-    ctx: &Ctx<'_>,
-    obj: Value,
-    manager: &str,
-    op: &str,
-    dry_run: bool,
-) -> ApiResult<Value> {
-    let mut created = create_object(ctx, obj, manager, dry_run).await?;
-    if op == "Apply"
-        && let Some(mf) = created.pointer_mut("/metadata/managedFields/0/operation")
-    {
-        *mf = "Apply".into();
-    }
-    Ok(created)
 }
 
 /// The four patch types.
