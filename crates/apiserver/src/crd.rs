@@ -360,6 +360,29 @@ pub(crate) fn spawn(state: Arc<State>) {
     });
 }
 
+/// True when every CRD in the watch cache has its resources registered (readiness).
+pub(crate) fn all_served(state: &State) -> bool {
+    let prefix = crd_resource(state).key_prefix();
+    let snap = state.cache.snapshot(&prefix, None);
+    let served: std::collections::HashSet<String> = state
+        .resources
+        .all()
+        .iter()
+        .filter_map(|r| r.custom.as_ref().map(|c| c.crd_name.clone()))
+        .collect();
+    snap.items.iter().all(|(key, entry)| {
+        let name = key.rsplit('/').next().unwrap_or("");
+        served.contains(name)
+            || decode_stored(&entry.value, entry.mod_revision)
+                .map(|crd| {
+                    !crd.pointer("/spec/versions")
+                        .and_then(Value::as_array)
+                        .is_some_and(|v| v.iter().any(|v| v["served"] == true))
+                })
+                .unwrap_or(true)
+    })
+}
+
 fn crd_resource(state: &State) -> Resource {
     state
         .resources

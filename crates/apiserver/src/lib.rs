@@ -120,15 +120,17 @@ impl ApiServer {
             .await
             .context("cannot prime the watch cache")?;
         let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+        let metrics = Arc::new(metrics::Metrics::default());
         let state = Arc::new(State {
             in_flight: Arc::new(tokio::sync::Semaphore::new(config.max_in_flight)),
             objects: objects::Objects {
                 store: Arc::clone(&store),
+                metrics: Arc::clone(&metrics),
             },
             store: Arc::clone(&store),
             cache,
             identity,
-            metrics: metrics::Metrics::default(),
+            metrics,
             resources: state::Resources::new(),
             bootstrapped: false.into(),
             crds_synced: false.into(),
@@ -457,7 +459,7 @@ fn health(state: &State, endpoint: &str, check: Option<&str>, query: &Query) -> 
         checks.push(("poststarthook/bootstrap-objects", ready));
         checks.push((
             "poststarthook/crd-informer-synced",
-            state.crds_synced.load(Ordering::SeqCst),
+            state.crds_synced.load(Ordering::SeqCst) && crd::all_served(state),
         ));
         checks.push(("shutdown", !*state.shutdown.borrow()));
     }

@@ -75,7 +75,6 @@ impl Metrics {
     }
 
     /// Records one store call.
-    #[allow(dead_code)]
     pub(crate) fn store_call(&self, op: &'static str, seconds: f64) {
         self.store_latency
             .lock()

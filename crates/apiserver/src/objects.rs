@@ -10,6 +10,18 @@ use serde_json::Value;
 
 use crate::status::{ApiError, ApiResult, Target};
 
+/// Times a store call into the `drover_store_request_duration_seconds` histogram.
+async fn timed<T>(
+    metrics: &crate::metrics::Metrics,
+    op: &'static str,
+    fut: impl Future<Output = T>,
+) -> T {
+    let start = std::time::Instant::now();
+    let out = fut.await;
+    metrics.store_call(op, start.elapsed().as_secs_f64());
+    out
+}
+
 /// Largest encoded object the store accepts (etcd's default request limit is 1.5 MiB).
 pub(crate) const MAX_OBJECT_BYTES: usize = 1536 * 1024;
 
@@ -85,6 +97,7 @@ pub(crate) enum Decision {
 #[derive(Clone)]
 pub(crate) struct Objects {
     pub(crate) store: Arc<AnyStore>,
+    pub(crate) metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Objects {
@@ -96,7 +109,7 @@ impl Objects {
         name: &str,
     ) -> ApiResult<Option<(Value, KeyValue)>> {
         let key = res.key(ns, name);
-        match self.store.get(&key).await? {
+        match timed(&self.metrics, "get", self.store.get(&key)).await? {
             Some(kv) => Ok(Some((decode_stored(&kv.value, kv.mod_revision)?, kv))),
             None => Ok(None),
         }
@@ -111,7 +124,13 @@ impl Objects {
         obj: Value,
     ) -> ApiResult<Value> {
         let bytes = encode_stored(&obj)?;
-        match self.store.create(&res.key(ns, name), bytes).await {
+        match timed(
+            &self.metrics,
+            "create",
+            self.store.create(&res.key(ns, name), bytes),
+        )
+        .await
+        {
             Ok(rev) => {
                 let mut obj = obj;
                 set_resource_version(&mut obj, rev);
@@ -138,7 +157,7 @@ impl Objects {
     {
         let key = res.key(ns, name);
         for _ in 0..64 {
-            let current = self.store.get(&key).await?;
+            let current = timed(&self.metrics, "get", self.store.get(&key)).await?;
             let (decision, expected) = match &current {
                 Some(kv) => (
                     f(Some(decode_stored(&kv.value, kv.mod_revision)?))?,
@@ -150,7 +169,9 @@ impl Objects {
                 (Decision::Unchanged(obj), _) => return Ok((obj, false)),
                 (Decision::Write(obj), None) => {
                     let bytes = encode_stored(&obj)?;
-                    self.store.create(&key, bytes).await.map(|rev| (obj, rev))
+                    timed(&self.metrics, "create", self.store.create(&key, bytes))
+                        .await
+                        .map(|rev| (obj, rev))
                 }
                 (Decision::Write(obj), Some(exp)) => {
                     let bytes = encode_stored(&obj)?;

@@ -23,7 +23,7 @@ pub(crate) struct State {
     pub(crate) objects: Objects,
     pub(crate) cache: Arc<Cache>,
     pub(crate) identity: Identity,
-    pub(crate) metrics: Metrics,
+    pub(crate) metrics: Arc<Metrics>,
     pub(crate) resources: Resources,
     pub(crate) bootstrapped: AtomicBool,
     /// True once the CRD controller has registered every CRD's resources.
