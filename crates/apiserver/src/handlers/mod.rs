@@ -1,15 +1,19 @@
 //! Resource handlers, generic over the registry: one code path serves every kind.
 
 mod convert;
+mod defaults;
+mod delete;
 mod fields;
 mod read;
 mod reviews;
 mod strategy;
+mod subresources;
+mod validation;
 mod watch;
 mod write;
 
+pub(crate) use delete::{DeleteOptions, delete_stored};
 pub(crate) use strategy::prepare_update;
-pub(crate) use write::{DeleteOptions, delete_stored};
 
 use std::sync::Arc;
 
@@ -154,10 +158,10 @@ async fn route_verb(ctx: Ctx<'_>) -> ApiResult<Response<Body>> {
         return match (verb, sub.as_str()) {
             (Verb::Get, "status") => read::get(ctx).await,
             (Verb::Update | Verb::Patch, "status") => write::write(ctx).await,
-            (Verb::Get | Verb::Update | Verb::Patch, "scale") => write::scale(ctx).await,
+            (Verb::Get | Verb::Update | Verb::Patch, "scale") => subresources::scale(ctx).await,
             (Verb::Update, "finalize") => write::write(ctx).await,
-            (Verb::Create, "binding") => write::binding(ctx).await,
-            (Verb::Create, "eviction") => write::eviction(ctx).await,
+            (Verb::Create, "binding") => subresources::binding(ctx).await,
+            (Verb::Create, "eviction") => subresources::eviction(ctx).await,
             (Verb::Create, "token") => reviews::token_request(ctx).await,
             _ => Err(ApiError::MethodNotAllowed(format!(
                 "the server does not allow this method on the requested resource ({} on {}/{sub})",
@@ -187,8 +191,8 @@ async fn route_verb(ctx: Ctx<'_>) -> ApiResult<Response<Body>> {
         Verb::Watch => watch::watch(ctx).await,
         Verb::Create => write::create(ctx).await,
         Verb::Update | Verb::Patch => write::write(ctx).await,
-        Verb::Delete => write::delete(ctx).await,
-        Verb::DeleteCollection => write::delete_collection(ctx).await,
+        Verb::Delete => delete::delete(ctx).await,
+        Verb::DeleteCollection => delete::delete_collection(ctx).await,
     }
 }
 

@@ -1,17 +1,14 @@
-//! create, update, patch, delete, deletecollection; the scale, binding and eviction
-//! subresources.
+//! create, update (PUT) and patch, on objects and their status subresource.
 
 use http::{Response, StatusCode};
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use drover_store::Store as _;
-
-use super::read::{Selection, list_prefix, respond_objects};
+use super::read::respond_objects;
 use super::{Ctx, convert, strategy};
 use crate::body::Body;
 use crate::meta::{self, meta_str, metadata_mut};
 use crate::negotiate;
-use crate::objects::{Decision, conflict, decode_stored};
+use crate::objects::{Decision, conflict};
 use crate::status::{ApiError, ApiResult};
 
 /// Decodes the request body as an object of this resource, checking `apiVersion`/`kind`.
@@ -404,7 +401,7 @@ pub(crate) enum PatchKind {
     Apply,
 }
 
-fn patch_type(ctx: &Ctx<'_>) -> ApiResult<PatchKind> {
+pub(super) fn patch_type(ctx: &Ctx<'_>) -> ApiResult<PatchKind> {
     let ct = ctx.content_type().unwrap_or("");
     let essence = ct
         .split(';')
@@ -436,7 +433,7 @@ fn patch_type(ctx: &Ctx<'_>) -> ApiResult<PatchKind> {
     Ok(kind)
 }
 
-fn parse_patch_body(ctx: &Ctx<'_>, kind: PatchKind) -> ApiResult<Value> {
+pub(super) fn parse_patch_body(ctx: &Ctx<'_>, kind: PatchKind) -> ApiResult<Value> {
     if ctx.body.is_empty() {
         return Err(ApiError::BadRequest("the patch body is empty".into()));
     }
@@ -500,328 +497,6 @@ fn apply_patch(
         }
         PatchKind::Apply => strategy::server_side_apply(ctx, current, patch, manager),
     }
-}
-
-/// Options of a delete: from the body (JSON or protobuf `DeleteOptions`) and the query.
-pub(crate) struct DeleteOptions {
-    pub(crate) propagation: Option<String>,
-    pub(crate) grace: Option<i64>,
-    pub(crate) uid: Option<String>,
-    pub(crate) resource_version: Option<String>,
-    pub(crate) dry_run: bool,
-}
-
-fn delete_options(ctx: &Ctx<'_>) -> ApiResult<DeleteOptions> {
-    let body = if ctx.body.is_empty() {
-        Value::Null
-    } else {
-        negotiate::decode_object(ctx.content_type(), &ctx.body)?
-    };
-    let mut propagation = body
-        .get("propagationPolicy")
-        .and_then(Value::as_str)
-        .map(str::to_owned);
-    if propagation.is_none()
-        && let Some(orphan) = body.get("orphanDependents").and_then(Value::as_bool)
-    {
-        propagation = Some(if orphan { "Orphan" } else { "Background" }.to_owned());
-    }
-    if let Some(p) = ctx.query.get("propagationPolicy") {
-        propagation = Some(p.to_owned());
-    }
-    if let Some(p) = &propagation
-        && !matches!(p.as_str(), "Orphan" | "Background" | "Foreground")
-    {
-        return Err(ApiError::Invalid {
-            target: ctx.target(),
-            kind: "DeleteOptions".into(),
-            causes: vec![crate::status::Cause::new(
-                "FieldValueNotSupported",
-                "propagationPolicy",
-                format!(
-                    "Unsupported value: {p:?}: supported values: \"Foreground\", \"Background\", \"Orphan\""
-                ),
-            )],
-        });
-    }
-    let grace = body
-        .get("gracePeriodSeconds")
-        .and_then(Value::as_i64)
-        .or_else(|| {
-            ctx.query
-                .get("gracePeriodSeconds")
-                .and_then(|g| g.parse().ok())
-        });
-    let dry_run = ctx.dry_run()?
-        || body
-            .get("dryRun")
-            .and_then(Value::as_array)
-            .is_some_and(|a| a.iter().any(|v| v == "All"));
-    Ok(DeleteOptions {
-        propagation,
-        grace,
-        uid: body
-            .pointer("/preconditions/uid")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
-        resource_version: body
-            .pointer("/preconditions/resourceVersion")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
-        dry_run,
-    })
-}
-
-/// DELETE of one object.
-pub(crate) async fn delete(ctx: Ctx<'_>) -> ApiResult<Response<Body>> {
-    let opts = delete_options(&ctx)?;
-    let name = ctx.name().to_owned();
-    let obj = delete_one(&ctx, &name, &opts).await?;
-    let obj = convert::from_storage(&ctx.res, obj);
-    respond_objects(&ctx, StatusCode::OK, vec![obj], None)
-}
-
-async fn delete_one(ctx: &Ctx<'_>, name: &str, opts: &DeleteOptions) -> ApiResult<Value> {
-    let storage = ctx.storage_res();
-    delete_stored(ctx.state, &ctx.res, &storage, ctx.ns(), name, opts).await
-}
-
-/// Deletes (or marks for deletion) one stored object: preconditions, finalizers, graceful
-/// pod termination, and freeing what it held once it is gone.
-pub(crate) async fn delete_stored(
-    state: &std::sync::Arc<crate::state::State>,
-    res: &drover_core::registry::Resource,
-    storage: &drover_core::registry::Resource,
-    ns: Option<&str>,
-    name: &str,
-    opts: &DeleteOptions,
-) -> ApiResult<Value> {
-    let target = || crate::objects::target(res, name);
-    if opts.dry_run {
-        let (cur, _) = state
-            .objects
-            .get(storage, ns, name)
-            .await?
-            .ok_or_else(|| ApiError::NotFound(target()))?;
-        return Ok(cur);
-    }
-    let (obj, _) = state
-        .objects
-        .update(storage, ns, name, |cur| {
-            let cur = cur.ok_or_else(|| ApiError::NotFound(target()))?;
-            if let Some(uid) = &opts.uid
-                && meta_str(&cur, "uid") != Some(uid.as_str()) {
-                    return Err(ApiError::Conflict {
-                        target: target(),
-                        message: format!(
-                            "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-                            meta_str(&cur, "uid").unwrap_or("")
-                        ),
-                    });
-                }
-            if let Some(rv) = &opts.resource_version
-                && meta_str(&cur, "resourceVersion") != Some(rv.as_str()) {
-                    return Err(ApiError::Conflict {
-                        target: target(),
-                        message: format!(
-                            "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
-                            meta_str(&cur, "resourceVersion").unwrap_or("")
-                        ),
-                    });
-                }
-            Ok(strategy::plan_delete(storage, cur, opts))
-        })
-        .await?;
-    strategy::release(state, storage, &obj).await;
-    Ok(obj)
-}
-
-/// DELETE of a collection: every object matching the selectors.
-pub(crate) async fn delete_collection(ctx: Ctx<'_>) -> ApiResult<Response<Body>> {
-    let opts = delete_options(&ctx)?;
-    let selection = Selection::from_query(&ctx)?;
-    let prefix = list_prefix(&ctx);
-    let current = ctx
-        .state
-        .store
-        .current_revision()
-        .await
-        .map_err(ApiError::from)?;
-    ctx.state.cache.wait_for(current).await?;
-    let snap = ctx.state.cache.snapshot(&prefix, None);
-    let mut deleted = Vec::new();
-    for (_, entry) in snap.items {
-        let obj = decode_stored(&entry.value, entry.mod_revision)?;
-        if !selection.matches(&obj) {
-            continue;
-        }
-        let name = meta_str(&obj, "name").unwrap_or("").to_owned();
-        match delete_one(&ctx, &name, &opts).await {
-            Ok(o) => deleted.push(convert::from_storage(&ctx.res, o)),
-            Err(ApiError::NotFound(_)) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    let meta = json!({"resourceVersion": ctx.state.cache.revision().to_string()});
-    respond_objects(&ctx, StatusCode::OK, deleted, Some(meta))
-}
-
-/// GET/PUT/PATCH of `…/scale`.
-pub(crate) async fn scale(ctx: Ctx<'_>) -> ApiResult<Response<Body>> {
-    let storage = ctx.storage_res();
-    let ns = ctx.ns().map(str::to_owned);
-    let name = ctx.name().to_owned();
-    let verb = ctx.rr.verb;
-    if verb == crate::route::Verb::Get {
-        let (obj, _) = ctx
-            .state
-            .objects
-            .get(&storage, ns.as_deref(), &name)
-            .await?
-            .ok_or_else(|| ApiError::NotFound(ctx.target()))?;
-        return scale_response(&ctx, StatusCode::OK, &strategy::scale_of(&storage, &obj));
-    }
-    let body = if verb == crate::route::Verb::Patch {
-        let kind = patch_type(&ctx)?;
-        Some((kind, parse_patch_body(&ctx, kind)?))
-    } else {
-        None
-    };
-    let put = if body.is_none() {
-        Some(negotiate::decode_object(ctx.content_type(), &ctx.body)?)
-    } else {
-        None
-    };
-    let manager = ctx.field_manager();
-    let api_version = ctx.res.api_version();
-    let (obj, _) = ctx
-        .state
-        .objects
-        .update(&storage, ns.as_deref(), &name, |cur| {
-            let cur = cur.ok_or_else(|| ApiError::NotFound(ctx.target()))?;
-            let scale = strategy::scale_of(&storage, &cur);
-            let new_scale = match (&body, &put) {
-                (Some((kind, patch)), _) => {
-                    let mut s = scale.clone();
-                    match kind {
-                        PatchKind::Json => drover_core::patch::json_patch(&mut s, patch)
-                            .map_err(|e| ApiError::BadRequest(e.to_string()))?,
-                        _ => drover_core::patch::merge_patch(&mut s, patch),
-                    }
-                    s
-                }
-                (None, Some(p)) => {
-                    let rv = meta_str(p, "resourceVersion").unwrap_or("");
-                    if !rv.is_empty() && Some(rv) != meta_str(&cur, "resourceVersion") {
-                        return Err(conflict(&ctx.res, &name));
-                    }
-                    p.clone()
-                }
-                (None, None) => unreachable!("one of body or put is set"),
-            };
-            let replicas = new_scale
-                .pointer("/spec/replicas")
-                .and_then(Value::as_i64)
-                .unwrap_or(0);
-            if replicas < 0 {
-                return Err(ApiError::Invalid {
-                    target: ctx.target(),
-                    kind: "Scale".into(),
-                    causes: vec![crate::status::Cause::invalid(
-                        "spec.replicas",
-                        &json!(replicas),
-                        "must be greater than or equal to 0",
-                    )],
-                });
-            }
-            let mut new = cur.clone();
-            strategy::set_replicas(&storage, &mut new, replicas);
-            strategy::prepare_update(&storage, None, &cur, new, &manager, "Update", &api_version)
-        })
-        .await?;
-    scale_response(&ctx, StatusCode::OK, &strategy::scale_of(&storage, &obj))
-}
-
-fn scale_response(ctx: &Ctx<'_>, code: StatusCode, scale: &Value) -> ApiResult<Response<Body>> {
-    let output = negotiate::choose_output(ctx.accept(), false)?;
-    let enc = match output {
-        negotiate::Output::Object(e) => e,
-        _ => negotiate::Encoding::Json,
-    };
-    let (bytes, ct) = negotiate::encode(scale, enc);
-    let mut r = Response::new(Body::full(bytes));
-    *r.status_mut() = code;
-    r.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static(ct),
-    );
-    Ok(r)
-}
-
-/// POST `pods/NAME/binding`: assigns the pod to a node (what a scheduler does).
-pub(crate) async fn binding(ctx: Ctx<'_>) -> ApiResult<Response<Body>> {
-    let binding = negotiate::decode_object(ctx.content_type(), &ctx.body)?;
-    let node = binding
-        .pointer("/target/name")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_owned();
-    if node.is_empty() {
-        return Err(ApiError::Invalid {
-            target: ctx.target(),
-            kind: "Binding".into(),
-            causes: vec![crate::status::Cause::required("target.name")],
-        });
-    }
-    let storage = ctx.storage_res();
-    let ns = ctx.ns().map(str::to_owned);
-    let name = ctx.name().to_owned();
-    ctx.state
-        .objects
-        .update(&storage, ns.as_deref(), &name, |cur| {
-            let mut cur = cur.ok_or_else(|| ApiError::NotFound(ctx.target()))?;
-            if let Some(existing) = cur.pointer("/spec/nodeName").and_then(Value::as_str).filter(|n| !n.is_empty()) {
-                return Err(ApiError::Conflict {
-                    target: ctx.target(),
-                    message: format!("Operation cannot be fulfilled on pods/binding {name:?}: pod {name} is already assigned to node {existing:?}"),
-                });
-            }
-            crate::meta::object_mut(&mut cur, "spec").insert("nodeName".into(), node.clone().into());
-            Ok(Decision::Write(cur))
-        })
-        .await?;
-    let status = crate::status::success_status(None);
-    super::respond(&ctx, StatusCode::CREATED, &status)
-}
-
-/// POST `pods/NAME/eviction`: deletes the pod (PodDisruptionBudgets are checked once a
-/// disruption controller maintains their status).
-pub(crate) async fn eviction(ctx: Ctx<'_>) -> ApiResult<Response<Body>> {
-    let eviction = negotiate::decode_object(ctx.content_type(), &ctx.body)?;
-    let opts_body = eviction
-        .get("deleteOptions")
-        .cloned()
-        .unwrap_or(Value::Null);
-    let opts = DeleteOptions {
-        propagation: opts_body
-            .get("propagationPolicy")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
-        grace: opts_body.get("gracePeriodSeconds").and_then(Value::as_i64),
-        uid: opts_body
-            .pointer("/preconditions/uid")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
-        resource_version: None,
-        dry_run: ctx.dry_run()?,
-    };
-    let name = ctx.name().to_owned();
-    delete_one(&ctx, &name, &opts).await?;
-    super::respond(
-        &ctx,
-        StatusCode::CREATED,
-        &crate::status::success_status(None),
-    )
 }
 
 /// Builds a `meta.k8s.io` Table for objects of this resource.
