@@ -173,3 +173,23 @@ fn objects_made_with_client_side_apply_migrate_to_server_side_apply() {
         data(&s)
     );
 }
+
+#[test]
+fn client_side_apply_of_an_update_uses_openapi_v3_only() {
+    require_kubectl!();
+    let s = Server::start();
+    let deploy = |replicas: u32| {
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: {replicas}\n  selector:\n    matchLabels: {{app: web}}\n  template:\n    metadata:\n      labels: {{app: web}}\n    spec:\n      containers:\n      - name: web\n        image: nginx:1.27\n        ports:\n        - containerPort: 80\n"
+        )
+    };
+    let out = s.kubectl_env("1.32", &["apply", "-f", "-"], &[], Some(&deploy(2)));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = s.kubectl_env("1.32", &["apply", "-v=6", "-f", "-"], &[], Some(&deploy(3)));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("/openapi/v3/apis/apps/v1?hash="), "kubectl did not read the apps/v1 OpenAPI v3 document:\n{log}");
+    assert!(!log.contains("/openapi/v2"), "kubectl fell back to /openapi/v2:\n{log}");
+    assert!(log.contains("PATCH https://"), "{log}");
+    assert_eq!(s.k(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]), "3");
+}
