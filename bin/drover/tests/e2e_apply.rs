@@ -184,12 +184,25 @@ fn client_side_apply_of_an_update_uses_openapi_v3_only() {
         )
     };
     let out = s.kubectl_env("1.32", &["apply", "-f", "-"], &[], Some(&deploy(2)));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = s.kubectl_env("1.32", &["apply", "-v=6", "-f", "-"], &[], Some(&deploy(3)));
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{log}");
-    assert!(log.contains("/openapi/v3/apis/apps/v1?hash="), "kubectl did not read the apps/v1 OpenAPI v3 document:\n{log}");
-    assert!(!log.contains("/openapi/v2"), "kubectl fell back to /openapi/v2:\n{log}");
+    assert!(
+        log.contains("/openapi/v3/apis/apps/v1?hash="),
+        "kubectl did not read the apps/v1 OpenAPI v3 document:\n{log}"
+    );
+    assert!(
+        !log.contains("/openapi/v2"),
+        "kubectl fell back to /openapi/v2:\n{log}"
+    );
     assert!(log.contains("PATCH https://"), "{log}");
-    assert_eq!(s.k(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]), "3");
+    assert_eq!(
+        s.k(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]),
+        "3"
+    );
 }

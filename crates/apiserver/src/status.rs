@@ -203,13 +203,17 @@ impl ApiError {
             | ApiError::AlreadyExists(t)
             | ApiError::Conflict { target: t, .. }
             | ApiError::Forbidden { target: t, .. } => t,
-            ApiError::Invalid { target, causes, .. } => {
+            ApiError::Invalid {
+                target,
+                causes,
+                kind,
+            } => {
                 let causes: Vec<Value> = causes
                     .iter()
                     .map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field}))
                     .collect();
                 return Some(json!({
-                    "name": target.name, "group": target.group, "kind": target.kind, "causes": causes
+                    "name": target.name, "group": target.group, "kind": kind, "causes": causes
                 }));
             }
             ApiError::TooManyRequests => return Some(json!({"retryAfterSeconds": 1})),

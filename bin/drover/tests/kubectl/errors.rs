@@ -190,7 +190,6 @@ fn an_invalid_name_is_422_with_causes() {
 }
 
 #[test]
-#[ignore = "server bug: Invalid errors put the resource plural in details.kind, kubectl prints `The configmaps \"x\" is invalid`"]
 fn kubectl_names_the_kind_of_an_invalid_object() {
     require_kubectl!();
     let s = Server::start();

@@ -558,7 +558,6 @@ fn label_and_annotate_refuse_to_overwrite_unless_asked_and_remove_keys() {
 }
 
 #[test]
-#[ignore = "server bug: removing the last label/annotation stores an empty map (`annotations: {}`)"]
 fn removing_the_last_annotation_leaves_no_empty_map() {
     require_kubectl!();
     let s = Server::start();
@@ -571,7 +570,6 @@ fn removing_the_last_annotation_leaves_no_empty_map() {
 }
 
 #[test]
-#[ignore = "server bug: Deployment defaulting skips an empty `strategy: {}` (as protobuf clients always send)"]
 fn a_deployment_with_an_empty_strategy_is_defaulted_to_rolling_update() {
     require_kubectl!();
     let s = Server::start();
@@ -740,7 +738,6 @@ fn scale_sets_replicas_and_honours_current_replicas() {
 }
 
 #[test]
-#[ignore = "server bug: Secret stringData is stored as is instead of being merged into data"]
 fn secret_string_data_is_merged_into_data_and_never_returned() {
     require_kubectl!();
     let s = Server::start();

@@ -17,6 +17,10 @@ pub(crate) async fn prepare_create(
     obj: &mut Value,
 ) -> ApiResult<()> {
     let _ = state;
+    if is(res, "", "Secret") {
+        fold_string_data(obj);
+    }
+    drop_empty_metadata(obj);
     if tracks_generation(res) {
         metadata_mut(obj).insert("generation".into(), json!(1));
     } else {
@@ -64,10 +68,25 @@ pub(crate) async fn prepare_create(
                 spec.entry("replicas").or_insert(json!(1));
                 spec.entry("revisionHistoryLimit").or_insert(json!(10));
                 spec.entry("progressDeadlineSeconds").or_insert(json!(600));
-                spec.entry("strategy").or_insert(json!({
-                    "type": "RollingUpdate",
-                    "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}
-                }));
+                // Upstream defaults whenever the type is empty (protobuf clients always send
+                // the struct, so `strategy: {}` is common).
+                let strategy = spec.entry("strategy").or_insert(json!({}));
+                if let Some(st) = strategy.as_object_mut() {
+                    if st
+                        .get("type")
+                        .and_then(Value::as_str)
+                        .is_none_or(str::is_empty)
+                    {
+                        st.insert("type".into(), json!("RollingUpdate"));
+                    }
+                    if st.get("type").and_then(Value::as_str) == Some("RollingUpdate") {
+                        let ru = st.entry("rollingUpdate").or_insert(json!({}));
+                        if let Some(ru) = ru.as_object_mut() {
+                            ru.entry("maxUnavailable").or_insert(json!("25%"));
+                            ru.entry("maxSurge").or_insert(json!("25%"));
+                        }
+                    }
+                }
                 default_pod_spec(spec.get_mut("template").and_then(|t| t.get_mut("spec")));
             }
         }
@@ -180,6 +199,49 @@ fn default_service(obj: &mut Value) {
                 && let Some(port) = p.get("port").cloned()
             {
                 p.insert("targetPort".into(), port);
+            }
+        }
+    }
+}
+
+/// Folds a Secret's `stringData` into `data` (base64; its keys win) and drops it, as upstream
+/// does on every write: `stringData` is write-only.
+pub(crate) fn fold_string_data(obj: &mut Value) {
+    use base64::Engine as _;
+    let Some(string_data) = obj.as_object_mut().and_then(|m| m.remove("stringData")) else {
+        return;
+    };
+    let Some(sd) = string_data.as_object() else {
+        return;
+    };
+    if sd.is_empty() {
+        return;
+    }
+    let data = crate::meta::object_mut(obj, "data");
+    for (k, v) in sd {
+        let text = v.as_str().unwrap_or_default();
+        data.insert(
+            k.clone(),
+            base64::engine::general_purpose::STANDARD
+                .encode(text)
+                .into(),
+        );
+    }
+}
+
+/// Drops empty metadata maps and lists, which Go's encoder omits (`annotations: {}` after
+/// removing the last annotation must not linger).
+pub(crate) fn drop_empty_metadata(obj: &mut Value) {
+    if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        for f in ["labels", "annotations", "finalizers", "ownerReferences"] {
+            let empty = match m.get(f) {
+                Some(Value::Object(o)) => o.is_empty(),
+                Some(Value::Array(a)) => a.is_empty(),
+                Some(Value::Null) => true,
+                _ => false,
+            };
+            if empty {
+                m.remove(f);
             }
         }
     }

@@ -99,7 +99,11 @@ pub(crate) fn type_check(res: &Resource, obj: &Value) -> ApiResult<()> {
 
 /// Creating in a namespace that does not exist → 404; one being deleted → 403 (upstream's
 /// NamespaceLifecycle admission).
-pub(crate) async fn check_namespace_accepts(ctx: &Ctx<'_>, ns: Option<&str>) -> ApiResult<()> {
+pub(crate) async fn check_namespace_accepts(
+    ctx: &Ctx<'_>,
+    ns: Option<&str>,
+    name: &str,
+) -> ApiResult<()> {
     let Some(ns) = ns else { return Ok(()) };
     let Some(ns_res) = ctx.state.resources.find("", "v1", "namespaces") else {
         return Ok(());
@@ -115,9 +119,9 @@ pub(crate) async fn check_namespace_accepts(ctx: &Ctx<'_>, ns: Option<&str>) -> 
                 message: format!(
                     "{} {:?} is forbidden: unable to create new content in namespace {ns} because it is being terminated",
                     ctx.target().qualified(),
-                    ctx.name()
+                    name
                 ),
-                target: ctx.target(),
+                target: crate::objects::target(&ctx.res, name),
             })
         }
         Some(_) => Ok(()),
@@ -188,6 +192,10 @@ pub(crate) fn prepare_update(
             o
         }
     };
+    if is(res, "", "Secret") {
+        super::defaults::fold_string_data(&mut out);
+    }
+    super::defaults::drop_empty_metadata(&mut out);
     {
         let cur_meta = cur
             .get("metadata")

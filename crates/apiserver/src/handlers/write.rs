@@ -220,7 +220,7 @@ async fn create_object(
         kind: ctx.res.kind.to_string(),
         causes,
     })?;
-    strategy::check_namespace_accepts(ctx, ns.as_deref()).await?;
+    strategy::check_namespace_accepts(ctx, ns.as_deref(), &name).await?;
     strategy::track_managed_fields(
         &mut obj,
         None,
