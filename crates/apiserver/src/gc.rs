@@ -45,6 +45,11 @@ struct Info {
 struct Index {
     objects: HashMap<Arc<str>, Info>,
     by_uid: HashMap<String, Arc<str>>,
+    /// Owner uid → keys of the objects that name it.
+    dependents: HashMap<String, std::collections::HashSet<Arc<str>>>,
+    /// Keys the collector must look at: objects with owners or a GC finalizer. Most objects
+    /// have neither, so a pass costs what is interesting, not what is stored.
+    interesting: std::collections::HashSet<Arc<str>>,
 }
 
 impl Index {
@@ -86,6 +91,19 @@ impl Index {
         if !info.uid.is_empty() {
             self.by_uid.insert(info.uid.clone(), Arc::clone(&key));
         }
+        for o in &info.owners {
+            self.dependents
+                .entry(o.uid.clone())
+                .or_default()
+                .insert(Arc::clone(&key));
+        }
+        let gc_finalizer = info
+            .finalizers
+            .iter()
+            .any(|f| f == "orphan" || f == "foregroundDeletion");
+        if !info.owners.is_empty() || gc_finalizer {
+            self.interesting.insert(Arc::clone(&key));
+        }
         self.objects.insert(key, info);
     }
 
@@ -98,10 +116,11 @@ impl Index {
     }
 
     fn dependents_of(&self, uid: &str) -> Vec<(Arc<str>, Info)> {
-        self.objects
-            .iter()
-            .filter(|(_, i)| i.owners.iter().any(|o| o.uid == uid))
-            .map(|(k, i)| (Arc::clone(k), i.clone()))
+        self.dependents
+            .get(uid)
+            .into_iter()
+            .flatten()
+            .filter_map(|k| self.objects.get(k).map(|i| (Arc::clone(k), i.clone())))
             .collect()
     }
 }
@@ -170,7 +189,10 @@ fn apply_event(index: &mut Index, ev: &crate::cache::CacheEvent) {
 /// One level-triggered pass over the index.
 async fn collect(state: &Arc<State>, index: &Index) {
     let resources = state.resources.all();
-    for (key, info) in &index.objects {
+    for key in &index.interesting {
+        let Some(info) = index.objects.get(key) else {
+            continue;
+        };
         let Some(res) = resource_of(&resources, key) else {
             continue;
         };

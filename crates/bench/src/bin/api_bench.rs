@@ -337,8 +337,9 @@ async fn list(api: &Api, ns: &str, repeat: usize, table: bool, limit: usize) -> 
             if limit > 0 {
                 query.push(("limit", limit.to_string()));
             }
-            if let Some(t) = token.take() {
-                query.push(("continue", t));
+            let sent = token.take();
+            if let Some(t) = &sent {
+                query.push(("continue", t.clone()));
             }
             let s = Instant::now();
             let r = api
@@ -365,10 +366,17 @@ async fn list(api: &Api, ns: &str, repeat: usize, table: bool, limit: usize) -> 
                 .get(if table { "rows" } else { "items" })
                 .and_then(Value::as_array)
                 .map_or(0, Vec::len);
-            token = v["metadata"]["continue"]
+            let next = v["metadata"]["continue"]
                 .as_str()
                 .filter(|t| !t.is_empty())
                 .map(str::to_owned);
+            // A server that hands back the token it was given would page forever.
+            if next.is_some() && next == sent {
+                bail!(
+                    "the server returned the continue token it was sent (page {pages}, {items} items so far): pagination does not advance"
+                );
+            }
+            token = next;
             if token.is_none() {
                 break;
             }
