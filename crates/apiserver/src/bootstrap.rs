@@ -114,12 +114,17 @@ pub(crate) async fn run(state: &Arc<State>) -> ApiResult<()> {
 pub(crate) fn spawn_controllers(state: Arc<State>) {
     tokio::spawn(async move {
         let mut shutdown = state.shutdown.clone();
+        let mut last_expiry: Option<std::time::Instant> = None;
         loop {
             // React to namespace changes promptly; resync every few seconds regardless.
             let ns_prefix = res(&state, "", "v1", "namespaces").key_prefix();
             let sub = state.cache.subscribe(state.cache.revision());
             reconcile_namespaces(&state).await;
-            expire_events(&state).await;
+            // Event TTL needs no promptness; a pass parses every Event, so at most once a minute.
+            if last_expiry.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
+                expire_events(&state).await;
+                last_expiry = Some(std::time::Instant::now());
+            }
             let wait = async {
                 match sub {
                     Some(mut s) => loop {
