@@ -16,6 +16,8 @@ mod crd;
 mod custom;
 mod discovery;
 mod fieldset;
+#[doc(hidden)]
+pub mod fuzzing;
 mod gc;
 mod handlers;
 mod identity;
