@@ -36,7 +36,7 @@ if [ ! -x "$peers/bin/helm" ] || [ ! -x "$peers/bin/kubectl.1.32" ]; then
 fi
 
 # The Python Kubernetes client, a second independent client.
-if ! python3 -c 'import kubernetes' 2>/dev/null; then
-  python3 -m pip install --quiet kubernetes || python3 -m pip install --quiet --break-system-packages kubernetes
+if ! python3 -c "import kubernetes, sys; sys.exit(kubernetes.__version__ != \"37.0.2\")" 2>/dev/null; then
+  python3 -m pip install --quiet kubernetes==37.0.2 || python3 -m pip install --quiet --break-system-packages kubernetes==37.0.2
 fi
 echo "peers: $(ls "$peers/bin" | tr '\n' ' ')"

@@ -26,8 +26,9 @@ BENCH="$CARGO_TARGET_DIR/release/api_bench"
 PIDS=()
 trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; rm -rf "$WORK"/data-*' EXIT
 
-emit() { # emit <label> <json>
-  echo "{\"label\":\"$1\",\"loadavg\":$(cut -d' ' -f1 /proc/loadavg),\"result\":$2}" | tee -a "$OUT"
+emit() { # emit <label> <json>; a failed measurement (empty output) is recorded as an error
+  local result="${2:-{\"bench\":\"error\",\"error\":\"failed; see stderr\"\}}"
+  echo "{\"label\":\"$1\",\"loadavg\":$(cut -d' ' -f1 /proc/loadavg),\"result\":$result}" | tee -a "$OUT"
 }
 rss() { # rss <pid>: VmRSS and VmHWM in KiB as JSON
   awk '/^VmRSS:/{r=$2} /^VmHWM:/{h=$2} END{printf "{\"bench\":\"rss\",\"vmrss_kib\":%d,\"vmhwm_kib\":%d}", r, h}' "/proc/$1/status"
@@ -72,14 +73,18 @@ emit "idle metrics" "$("$BENCH" --kubeconfig "$KCFG" metrics)"
 emit "load 10k" "$("$BENCH" --kubeconfig "$KCFG" create --namespace bench-list --concurrency 32 --count 10000 --name-prefix cm-)"
 emit "list 10k, JSON" "$("$BENCH" --kubeconfig "$KCFG" list --namespace bench-list --repeat 5)"
 emit "list 10k, Table" "$("$BENCH" --kubeconfig "$KCFG" list --namespace bench-list --repeat 5 --table)"
-emit "list 10k, pages of 500 (kubectl's chunk size)" "$("$BENCH" --kubeconfig "$KCFG" list --namespace bench-list --repeat 3 --limit 500)"
+# limit=500 equals the store page size the API server reads continuations with; see
+# docs/benchmarks.md (it does not advance today, and api_bench stops with an error).
+emit "list 10k, pages of 500 (kubectl's chunk size)" "$("$BENCH" --kubeconfig "$KCFG" list --namespace bench-list --repeat 3 --limit 500 || true)"
+emit "list 10k, pages of 499" "$("$BENCH" --kubeconfig "$KCFG" list --namespace bench-list --repeat 3 --limit 499 || true)"
 emit "load to ${BIG}" "$("$BENCH" --kubeconfig "$KCFG" create --namespace bench-list --concurrency 32 --count $((BIG - 10000)) --start 10000 --name-prefix cm-)"
 sleep 5
 emit "${BIG} loaded, before lists" "$(rss "$SERVER_PID")"
 emit "${BIG} loaded metrics" "$("$BENCH" --kubeconfig "$KCFG" metrics)"
 emit "list ${BIG}, JSON" "$("$BENCH" --kubeconfig "$KCFG" list --namespace bench-list --repeat 5)"
 emit "list ${BIG}, Table" "$("$BENCH" --kubeconfig "$KCFG" list --namespace bench-list --repeat 5 --table)"
-emit "list ${BIG}, pages of 500 (kubectl's chunk size)" "$("$BENCH" --kubeconfig "$KCFG" list --namespace bench-list --repeat 1 --limit 500)"
+emit "list ${BIG}, pages of 500 (kubectl's chunk size)" "$("$BENCH" --kubeconfig "$KCFG" list --namespace bench-list --repeat 1 --limit 500 || true)"
+emit "list ${BIG}, pages of 499" "$("$BENCH" --kubeconfig "$KCFG" list --namespace bench-list --repeat 1 --limit 499 || true)"
 sleep 5
 emit "${BIG} loaded, after lists" "$(rss "$SERVER_PID")"
 stop_server

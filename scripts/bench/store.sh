@@ -3,7 +3,7 @@
 # interleaved in one run so both see the same machine load. Prints JSON lines (one per
 # measurement) to $OUT and a ratio table (scripts/bench/summarize.py) at the end.
 #
-#   REPS=3 scripts/bench/store.sh            # needs: apt-get install etcd-server etcd-client
+#   REPS=3 scripts/bench/store.sh   # needs: apt-get install etcd-server etcd-client protobuf-compiler
 #
 # Each etcd gets its own data dir and ports on 127.0.0.1 and is stopped by its PID.
 set -euo pipefail
@@ -17,7 +17,7 @@ CLIENT_PORT="${ETCD_CLIENT_PORT:-23790}"
 PEER_PORT="${ETCD_PEER_PORT:-23800}"
 ENDPOINT="http://127.0.0.1:$CLIENT_PORT"
 
-cargo build --release -q -p drover-bench
+cargo build --release -q -p drover-bench --features etcd   # etcd-client needs protoc
 BENCH="$CARGO_TARGET_DIR/release/store_bench"
 
 etcd --name bench --data-dir "$WORK/etcd" \

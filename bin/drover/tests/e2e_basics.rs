@@ -87,3 +87,49 @@ fn objects_and_identity_survive_a_restart() {
     s.crash_and_restart();
     assert_eq!(s.k(&["get", "cm", "keep", "-o", "jsonpath={.data.a}"]), "b");
 }
+
+#[test]
+fn chunked_lists_page_through_more_objects_than_one_store_page() {
+    require_kubectl!();
+    let s = Server::start();
+    let docs: Vec<String> = (0..1001)
+        .map(|i| format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-{i:05}\n  labels: {{parity: \"{}\"}}\n", i % 2))
+        .collect();
+    let out = s.kubectl_env(
+        "1.32",
+        &["create", "-f", "-", "-o", "name"],
+        &[],
+        Some(&docs.join("---\n")),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for chunk in ["500", "7"] {
+        let names = s.k(&["get", "cm", "--chunk-size", chunk, "-o", "name"]);
+        let n = names
+            .lines()
+            .filter(|l| l.starts_with("configmap/cm-"))
+            .count();
+        assert_eq!(n, 1001, "--chunk-size {chunk} listed {n} of 1001");
+        let mut sorted: Vec<&str> = names.lines().collect();
+        sorted.dedup();
+        assert_eq!(
+            sorted.len(),
+            names.lines().count(),
+            "--chunk-size {chunk} listed duplicates"
+        );
+    }
+    let odd = s.k(&[
+        "get",
+        "cm",
+        "-l",
+        "parity=1",
+        "--chunk-size",
+        "100",
+        "-o",
+        "name",
+    ]);
+    assert_eq!(odd.lines().count(), 500);
+}

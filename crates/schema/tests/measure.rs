@@ -48,6 +48,37 @@ fn measure_definitions_and_documents() {
 }
 
 #[test]
+#[ignore = "measurement, prints timings"]
+fn measure_openapi_v2() {
+    let rss = || {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmRSS"))
+                    .map(str::to_owned)
+            })
+            .unwrap_or_default()
+    };
+    let t = Instant::now();
+    drover_schema::definitions();
+    println!("definitions in {:?}; {}", t.elapsed(), rss());
+    for format in [
+        drover_schema::V2Format::Protobuf,
+        drover_schema::V2Format::Json,
+    ] {
+        let t = Instant::now();
+        let doc = drover_schema::v2_doc(format, &[]);
+        println!(
+            "/openapi/v2 {format:?}: {} bytes in {:?}; {}",
+            doc.body.len(),
+            t.elapsed(),
+            rss()
+        );
+    }
+}
+
+#[test]
 #[ignore = "writes /tmp/apps_v1.json for inspection"]
 fn dump_apps_v1() {
     let d =

@@ -31,6 +31,10 @@ pub struct RangeRequest {
     pub limit: u64,
     /// Revision to read at; 0 = latest.
     pub revision: Revision,
+    /// When true, `count` in the response is not computed (it is the number of keys
+    /// returned); `more` is still exact. Paginated readers set this: counting the rest of a
+    /// large range on every page would make a full scan cost quadratic time.
+    pub skip_count: bool,
 }
 
 impl RangeRequest {
@@ -41,6 +45,7 @@ impl RangeRequest {
             end: prefix_end(prefix),
             limit: 0,
             revision: 0,
+            skip_count: false,
         }
     }
 }

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use bytes::Bytes;
 use drover_core::selector::{FieldSelector, Selector};
 use drover_store::{RangeRequest, Revision, Store, prefix_end};
 use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
@@ -180,7 +181,9 @@ pub(crate) async fn list(ctx: Ctx<'_>) -> ApiResult<Response<Body>> {
         ));
     }
 
-    let mut items = Vec::new();
+    // Matching objects as their stored bytes; decoded again one at a time on output, so a
+    // large list never holds every object decoded at once.
+    let mut items: Vec<(Bytes, Revision)> = Vec::new();
     let mut next: Option<String> = None;
     let revision;
     if let Some(token) = token {
@@ -214,27 +217,63 @@ pub(crate) async fn list(ctx: Ctx<'_>) -> ApiResult<Response<Body>> {
         revision = snap.revision;
         let mut last_key = None;
         for (key, entry) in snap.items {
-            let obj = decode_stored(&entry.value, entry.mod_revision)?;
-            if !selection.matches(&obj) {
+            if !selection.is_empty()
+                && !selection.matches(&decode_stored(&entry.value, entry.mod_revision)?)
+            {
                 continue;
             }
             if limit > 0 && items.len() == limit {
                 next = last_key.map(|k: Arc<str>| encode_continue(revision, &k));
                 break;
             }
-            items.push(obj);
+            items.push((entry.value.clone(), entry.mod_revision));
             last_key = Some(key);
         }
     }
-    let items: Vec<Value> = items
-        .into_iter()
-        .map(|o| convert::from_storage(&ctx.res, o))
-        .collect();
     let mut list_meta = json!({"resourceVersion": revision.to_string()});
     if let Some(c) = next {
         list_meta["continue"] = c.into();
     }
+    if negotiate::choose_output(ctx.accept(), true)? == Output::Object(Encoding::Json) {
+        return stream_json_list(&ctx, &items, &list_meta);
+    }
+    let items: Vec<Value> = items
+        .iter()
+        .map(|(bytes, rev)| decode_stored(bytes, *rev).map(|o| convert::from_storage(&ctx.res, o)))
+        .collect::<ApiResult<_>>()?;
     respond_objects(&ctx, StatusCode::OK, items, Some(list_meta))
+}
+
+/// Writes a JSON list object by object: each item is decoded, given its resource version,
+/// converted and written, then dropped.
+fn stream_json_list(
+    ctx: &Ctx<'_>,
+    items: &[(Bytes, Revision)],
+    list_meta: &Value,
+) -> ApiResult<Response<Body>> {
+    let mut out = Vec::with_capacity(items.iter().map(|(b, _)| b.len() + 40).sum::<usize>() + 256);
+    out.extend_from_slice(b"{\"kind\":");
+    serde_json::to_writer(&mut out, &format!("{}List", ctx.res.kind))
+        .map_err(ApiError::internal)?;
+    out.extend_from_slice(b",\"apiVersion\":");
+    serde_json::to_writer(&mut out, &ctx.res.api_version()).map_err(ApiError::internal)?;
+    out.extend_from_slice(b",\"metadata\":");
+    serde_json::to_writer(&mut out, list_meta).map_err(ApiError::internal)?;
+    out.extend_from_slice(b",\"items\":[");
+    for (i, (bytes, rev)) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let obj = convert::from_storage(&ctx.res, decode_stored(bytes, *rev)?);
+        serde_json::to_writer(&mut out, &obj).map_err(ApiError::internal)?;
+    }
+    out.extend_from_slice(b"]}");
+    let mut r = Response::new(Body::full(out));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(negotiate::JSON),
+    );
+    Ok(r)
 }
 
 /// Reads a page from the store at a revision (continuations and exact reads).
@@ -245,45 +284,44 @@ async fn from_store(
     revision: Revision,
     selection: &Selection,
     limit: usize,
-    items: &mut Vec<Value>,
+    items: &mut Vec<(Bytes, Revision)>,
 ) -> ApiResult<Option<String>> {
     let mut start = match after {
         Some(k) => format!("{k}\0"),
         None => prefix.to_owned(),
     };
+    // The last key looked at, across store pages: a continuation resumes right after it.
+    let mut last: Option<String> = None;
     loop {
-        let page = ctx
-            .state
-            .store
-            .range(RangeRequest { start: start.clone(), end: prefix_end(prefix), limit: 500, revision })
-            .await
-            .map_err(|e| match e {
-                drover_store::Error::Compacted { .. } => ApiError::Gone(
-                    "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter."
-                        .into(),
-                ),
-                other => other.into(),
-            })?;
-        let mut last = None;
+        let request = RangeRequest {
+            start: start.clone(),
+            end: prefix_end(prefix),
+            limit: 500,
+            revision,
+            skip_count: true,
+        };
+        let page = ctx.state.store.range(request).await.map_err(|e| match e {
+            drover_store::Error::Compacted { .. } => ApiError::Gone(
+                "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter."
+                    .into(),
+            ),
+            other => other.into(),
+        })?;
         for kv in &page.kvs {
-            let obj = decode_stored(&kv.value, kv.mod_revision)?;
-            if selection.matches(&obj) {
+            if selection.is_empty()
+                || selection.matches(&decode_stored(&kv.value, kv.mod_revision)?)
+            {
                 if limit > 0 && items.len() == limit {
-                    return Ok(last
-                        .map(|k: &str| encode_continue(revision, k))
-                        .or_else(|| after.map(|a| encode_continue(revision, a))));
+                    return Ok(last.map(|k| encode_continue(revision, &k)));
                 }
-                items.push(obj);
+                items.push((kv.value.clone(), kv.mod_revision));
             }
-            last = Some(kv.key.as_str());
+            last = Some(kv.key.clone());
         }
         if !page.more {
             return Ok(None);
         }
-        start = format!(
-            "{}\0",
-            page.kvs.last().map(|kv| kv.key.as_str()).unwrap_or(prefix)
-        );
+        start = format!("{}\0", last.as_deref().unwrap_or(prefix));
     }
 }
 
@@ -440,10 +478,30 @@ pub(crate) fn openapi(state: &State, route: &Route, headers: &HeaderMap) -> Resp
             }
         }
         _ => {
-            let mut r = crate::error_response(&ApiError::NotAcceptable(
-                "/openapi/v2 is not served: use /openapi/v3".into(),
-            ));
-            *r.status_mut() = StatusCode::NOT_ACCEPTABLE;
+            // /openapi/v2: kubectl accepts only gnostic protobuf; everyone else gets JSON.
+            let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+            let format = drover_schema::V2Format::from_accept(accept);
+            let doc = drover_schema::v2_doc(format, &state.resources.all());
+            let etag = format!("\"{}\"", doc.hash);
+            let inm = headers
+                .get(header::IF_NONE_MATCH)
+                .and_then(|v| v.to_str().ok());
+            let mut r = if inm == Some(etag.as_str()) {
+                let mut r = Response::new(Body::empty());
+                *r.status_mut() = StatusCode::NOT_MODIFIED;
+                r
+            } else {
+                let mut r = Response::new(Body::full(bytes::Bytes::copy_from_slice(&doc.body)));
+                r.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static(format.content_type()),
+                );
+                r
+            };
+            r.headers_mut()
+                .insert(header::ETAG, HeaderValue::from_str(&etag).expect("hex"));
+            r.headers_mut()
+                .insert(header::VARY, HeaderValue::from_static("Accept"));
             r
         }
     }

@@ -294,10 +294,8 @@ async fn create(
                 let status = r.status();
                 let _ = r.bytes().await?;
                 samples.push(s.elapsed());
-                if !status.is_success() {
-                    if errors.fetch_add(1, Ordering::Relaxed) == 0 {
-                        eprintln!("api_bench: create answered {status}");
-                    }
+                if !status.is_success() && errors.fetch_add(1, Ordering::Relaxed) == 0 {
+                    eprintln!("api_bench: create answered {status}");
                 }
             }
         }));
@@ -561,10 +559,10 @@ async fn startup(
             .with_context(|| format!("cannot start {}", drover.display()))?;
         let pid = child.id();
         let ok = loop {
-            if let Ok(r) = probe.get(&url).send().await {
-                if r.status() == StatusCode::OK {
-                    break true;
-                }
+            if let Ok(r) = probe.get(&url).send().await
+                && r.status() == StatusCode::OK
+            {
+                break true;
             }
             if s.elapsed() > Duration::from_secs(30) || child.try_wait()?.is_some() {
                 break false;

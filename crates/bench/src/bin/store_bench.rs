@@ -20,6 +20,7 @@ use anyhow::Context as _;
 use bytes::Bytes;
 use clap::{Args, Parser, Subcommand};
 use drover_store::{RangeRequest, SqliteConfig, SqliteStore, Store, prefix_end};
+#[cfg(feature = "etcd")]
 use etcd_client::{Client, Compare, CompareOp, GetOptions, KvClient, Txn, TxnOp};
 use serde_json::json;
 use stats::{Samples, round3};
@@ -45,7 +46,8 @@ enum Backend {
         #[command(flatten)]
         load: Load,
     },
-    /// etcd over gRPC.
+    /// etcd over gRPC (built with `--features etcd`, which needs `protoc`).
+    #[cfg(feature = "etcd")]
     Etcd {
         /// Client URL, e.g. http://127.0.0.1:23790.
         #[arg(long)]
@@ -84,6 +86,7 @@ struct Load {
 #[derive(Clone)]
 enum Target {
     Sqlite(Arc<SqliteStore>),
+    #[cfg(feature = "etcd")]
     Etcd(KvClient),
 }
 
@@ -93,6 +96,7 @@ impl Target {
             Target::Sqlite(s) => {
                 s.create(&key, value).await?;
             }
+            #[cfg(feature = "etcd")]
             Target::Etcd(kv) => {
                 let txn = Txn::new()
                     .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
@@ -122,10 +126,12 @@ impl Target {
                             end: end.clone(),
                             limit: PAGE as u64,
                             revision: 0,
+                            skip_count: true,
                         })
                         .await?;
                     (r.kvs.into_iter().map(|kv| kv.key).collect(), r.more)
                 }
+                #[cfg(feature = "etcd")]
                 Target::Etcd(kv) => {
                     let opts = GetOptions::new().with_range(end.clone()).with_limit(PAGE);
                     let r = kv.get(start.clone(), Some(opts)).await?;
@@ -170,6 +176,7 @@ fn main() -> anyhow::Result<()> {
                 )
                 .await
             }
+            #[cfg(feature = "etcd")]
             Backend::Etcd { endpoint, load } => {
                 let client = Client::connect([endpoint.as_str()], None)
                     .await

@@ -114,6 +114,23 @@ pub fn v3_group_version(
     resources: &[Resource],
     extra: &Map<String, Value>,
 ) -> Value {
+    let (paths, roots) = paths_and_roots(gv, resources, extra);
+    let schemas = closure(roots, extra);
+    json!({
+        "openapi": "3.0.0",
+        "info": { "title": "Kubernetes", "version": "v1.33.0" },
+        "paths": paths,
+        "components": { "schemas": schemas },
+    })
+}
+
+/// The `paths` of group-version `gv` (as in [`v3_group_version`]) and the definition names
+/// they reference, for the `/openapi/v2` document too.
+pub(crate) fn paths_and_roots(
+    gv: &GroupVersion,
+    resources: &[Resource],
+    extra: &Map<String, Value>,
+) -> (Map<String, Value>, Vec<String>) {
     let served: Vec<&Resource> = resources.iter().filter(|r| &r.gv == gv).collect();
     let lookup = |g: &str, v: &str, k: &str| -> Option<String> {
         let wanted = gvk(g, v, k);
@@ -141,13 +158,7 @@ pub fn v3_group_version(
         extra.is_empty(),
         &mut roots,
     );
-    let schemas = closure(roots, extra);
-    json!({
-        "openapi": "3.0.0",
-        "info": { "title": "Kubernetes", "version": "v1.33.0" },
-        "paths": paths,
-        "components": { "schemas": schemas },
-    })
+    (paths, roots)
 }
 
 /// Every definition reachable from `roots`, sorted by name.
@@ -205,6 +216,13 @@ pub fn crd_group_version(
     resources: &[Resource],
     kinds: &[CrdKind<'_>],
 ) -> GroupVersionDoc {
+    let extra = crd_definitions(gv, kinds);
+    let doc = v3_group_version(gv, resources, &extra);
+    GroupVersionDoc::from_value(gv.clone(), &doc)
+}
+
+/// The definitions of custom resource kinds in `gv` and of their lists, named like upstream.
+pub(crate) fn crd_definitions(gv: &GroupVersion, kinds: &[CrdKind<'_>]) -> Map<String, Value> {
     let mut extra = Map::new();
     let reversed: Vec<&str> = gv.group.split('.').rev().collect();
     let prefix = format!("{}.{}", reversed.join("."), gv.version);
@@ -243,6 +261,5 @@ pub fn crd_group_version(
         extra.insert(name.clone(), schema);
         extra.insert(format!("{name}List"), list);
     }
-    let doc = v3_group_version(gv, resources, &extra);
-    GroupVersionDoc::from_value(gv.clone(), &doc)
+    extra
 }

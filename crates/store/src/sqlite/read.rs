@@ -12,19 +12,23 @@ use crate::watch::History;
 use crate::{Error, Event, KeyValue, RangeRequest, RangeResponse, Revision};
 
 /// The latest row of every key in `[?1, ?2)` as of revision `?3`, skipping deleted keys.
+///
+/// It walks the `(key, rev)` index in key order and keeps a row only if no newer row of the
+/// same key is visible at `?3`, so `LIMIT` stops the walk early: a page costs what it returns,
+/// not what is left of the range (the `GROUP BY` form materialized and sorted the whole rest).
 const RANGE: &str = "
 SELECT l.key, l.value, l.created, l.rev
-FROM (SELECT max(rev) AS r FROM log WHERE key >= ?1 AND key < ?2 AND rev <= ?3 GROUP BY key) m
-JOIN log l ON l.rev = m.r
-WHERE l.deleted = 0
+FROM log l
+WHERE l.key >= ?1 AND l.key < ?2 AND l.rev <= ?3 AND l.deleted = 0
+  AND NOT EXISTS (SELECT 1 FROM log n WHERE n.key = l.key AND n.rev > l.rev AND n.rev <= ?3)
 ORDER BY l.key
 LIMIT ?4";
 
 const COUNT: &str = "
 SELECT count(*)
-FROM (SELECT max(rev) AS r FROM log WHERE key >= ?1 AND key < ?2 AND rev <= ?3 GROUP BY key) m
-JOIN log l ON l.rev = m.r
-WHERE l.deleted = 0";
+FROM log l
+WHERE l.key >= ?1 AND l.key < ?2 AND l.rev <= ?3 AND l.deleted = 0
+  AND NOT EXISTS (SELECT 1 FROM log n WHERE n.key = l.key AND n.rev > l.rev AND n.rev <= ?3)";
 
 /// The writes in `(?1, ?2]` on keys in `[?3, ?4)` with the previous value of each update or
 /// delete. Rows newer than the compacted revision always have their `prev` row.
@@ -114,22 +118,26 @@ impl ReadPool {
             let Some((start, end)) = bounds(req) else {
                 return Ok(resp);
             };
+            // One row beyond the limit tells whether there is more.
             let limit = if req.limit == 0 {
                 -1
             } else {
-                i64::try_from(req.limit).unwrap_or(i64::MAX)
+                i64::try_from(req.limit).unwrap_or(i64::MAX - 1) + 1
             };
             let mut run = || -> rusqlite::Result<()> {
                 let mut stmt = tx.prepare_cached(RANGE)?;
                 let rows = stmt.query_map(rusqlite::params![start, end, at, limit], key_value)?;
                 resp.kvs = rows.collect::<rusqlite::Result<_>>()?;
+                if req.limit != 0 && resp.kvs.len() as u64 > req.limit {
+                    resp.kvs.truncate(req.limit as usize);
+                    resp.more = true;
+                }
                 resp.count = resp.kvs.len() as u64;
-                if req.limit != 0 && resp.count == req.limit {
+                if resp.more && !req.skip_count {
                     resp.count = tx
                         .prepare_cached(COUNT)?
                         .query_row(rusqlite::params![start, end, at], |r| r.get::<_, i64>(0))?
                         as u64;
-                    resp.more = resp.count > req.limit;
                 }
                 Ok(())
             };
