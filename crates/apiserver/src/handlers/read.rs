@@ -427,8 +427,8 @@ fn crd_docs(state: &State) -> Arc<Vec<Arc<drover_schema::GroupVersionDoc>>> {
     docs
 }
 
-/// `/openapi/v3` (index), `/openapi/v3/<gv>`, `/openapi/v2` (not served: kubectl only falls
-/// back to it when v3 is incomplete).
+/// `/openapi/v3` (index), `/openapi/v3/<gv>`, and `/openapi/v2` (protobuf for kubectl, which
+/// validates with it in 1.27/1.28 and for `kind: List` files; JSON for everyone else).
 pub(crate) fn openapi(state: &State, route: &Route, headers: &HeaderMap) -> Response<Body> {
     match route {
         Route::OpenApiV3Index => {
