@@ -234,14 +234,60 @@ pub(crate) async fn list(ctx: Ctx<'_>) -> ApiResult<Response<Body>> {
     if let Some(c) = next {
         list_meta["continue"] = c.into();
     }
-    if negotiate::choose_output(ctx.accept(), true)? == Output::Object(Encoding::Json) {
-        return stream_json_list(&ctx, &items, &list_meta);
+    match negotiate::choose_output(ctx.accept(), true)? {
+        Output::Object(Encoding::Json) => return stream_json_list(&ctx, &items, &list_meta),
+        Output::Table { v1beta1 } => {
+            let include = ctx.query.get("includeObject").unwrap_or("Metadata");
+            return stream_table_list(&ctx, &items, &list_meta, include, v1beta1);
+        }
+        _ => {}
     }
     let items: Vec<Value> = items
         .iter()
         .map(|(bytes, rev)| decode_stored(bytes, *rev).map(|o| convert::from_storage(&ctx.res, o)))
         .collect::<ApiResult<_>>()?;
     respond_objects(&ctx, StatusCode::OK, items, Some(list_meta))
+}
+
+/// Writes a Table row by row, each object decoded only while its row is made (a Table of a
+/// large list must not hold every object decoded at once).
+fn stream_table_list(
+    ctx: &Ctx<'_>,
+    items: &[(Bytes, Revision)],
+    list_meta: &Value,
+    include: &str,
+    v1beta1: bool,
+) -> ApiResult<Response<Body>> {
+    let mut head = super::write::table_for(&ctx.res, &[], list_meta.clone(), include, v1beta1);
+    if let Some(m) = head.as_object_mut() {
+        m.remove("rows");
+    }
+    let mut out = serde_json::to_vec(&head).map_err(ApiError::internal)?;
+    out.pop(); // the closing brace; rows follow
+    out.extend_from_slice(b",\"rows\":[");
+    let mut written = 0usize;
+    for (bytes, rev) in items {
+        let obj = convert::from_storage(&ctx.res, decode_stored(bytes, *rev)?);
+        let mut one = super::write::table_for(&ctx.res, &[obj], json!({}), include, v1beta1);
+        if let Some(row) = one
+            .get_mut("rows")
+            .and_then(|r| r.get_mut(0))
+            .map(Value::take)
+        {
+            if written > 0 {
+                out.push(b',');
+            }
+            written += 1;
+            serde_json::to_writer(&mut out, &row).map_err(ApiError::internal)?;
+        }
+    }
+    out.extend_from_slice(b"]}");
+    let mut r = Response::new(Body::full(out));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(negotiate::JSON),
+    );
+    Ok(r)
 }
 
 /// Writes a JSON list object by object: each item is decoded, given its resource version,
