@@ -1,0 +1,143 @@
+//! Watch semantics on the wire: the watch-list protocol (`sendInitialEvents`) and selector
+//! transitions, read from the raw event stream.
+mod common;
+
+use common::Server;
+
+fn events(body: &str) -> Vec<serde_json::Value> {
+    body.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a watch event ({e}): {l}")))
+        .collect()
+}
+
+fn create_cm(s: &Server, name: &str, labels: &str) {
+    let body = format!(
+        r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"{name}","labels":{labels}}}}}"#
+    );
+    let r = s.curl(
+        "POST",
+        "/api/v1/namespaces/default/configmaps",
+        "application/json",
+        Some(body.as_bytes()),
+    );
+    assert_eq!(r.code, 201, "{}", r.body);
+}
+
+#[test]
+fn send_initial_events_streams_the_state_then_an_initial_events_end_bookmark() {
+    let s = Server::start();
+    create_cm(&s, "a", r#"{"w":"1"}"#);
+    create_cm(&s, "b", r#"{"w":"1"}"#);
+    let r = s.curl(
+        "GET",
+        "/api/v1/namespaces/default/configmaps?watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&labelSelector=w%3D1&timeoutSeconds=1",
+        "application/json",
+        None,
+    );
+    assert_eq!(r.code, 200, "{}", r.body);
+    let evs = events(&r.body);
+    let kinds: Vec<&str> = evs
+        .iter()
+        .map(|e| e["type"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(&kinds[..3], &["ADDED", "ADDED", "BOOKMARK"], "{}", r.body);
+    let names: Vec<&str> = evs[..2]
+        .iter()
+        .map(|e| e["object"]["metadata"]["name"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(names, vec!["a", "b"]);
+    assert_eq!(
+        evs[2]["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"], "true",
+        "{}",
+        r.body
+    );
+    // Without the required companions the request is refused, as upstream does.
+    let bad = s.curl(
+        "GET",
+        "/api/v1/namespaces/default/configmaps?watch=true&sendInitialEvents=true",
+        "application/json",
+        None,
+    );
+    assert_eq!(bad.code, 422, "{}", bad.body);
+}
+
+#[test]
+fn an_object_that_stops_matching_a_selector_is_deleted_from_the_watch() {
+    let s = Server::start();
+    create_cm(&s, "c", r#"{"tier":"web"}"#);
+    let list = s.curl(
+        "GET",
+        "/api/v1/namespaces/default/configmaps?labelSelector=tier%3Dweb",
+        "application/json",
+        None,
+    );
+    let rv = list.json()["metadata"]["resourceVersion"]
+        .as_str()
+        .expect("rv")
+        .to_owned();
+    // Relabel out of the selection, back in, then delete.
+    let patch = |tier: &str| {
+        let body = format!(r#"{{"metadata":{{"labels":{{"tier":"{tier}"}}}}}}"#);
+        let r = s.curl(
+            "PATCH",
+            "/api/v1/namespaces/default/configmaps/c",
+            "application/merge-patch+json",
+            Some(body.as_bytes()),
+        );
+        assert_eq!(r.code, 200, "{}", r.body);
+    };
+    patch("db");
+    patch("web");
+    assert_eq!(
+        s.curl(
+            "DELETE",
+            "/api/v1/namespaces/default/configmaps/c",
+            "application/json",
+            None
+        )
+        .code,
+        200
+    );
+    let r = s.curl(
+        "GET",
+        &format!("/api/v1/namespaces/default/configmaps?watch=true&labelSelector=tier%3Dweb&resourceVersion={rv}&timeoutSeconds=1"),
+        "application/json",
+        None,
+    );
+    let evs = events(&r.body);
+    let seen: Vec<(String, String)> = evs
+        .iter()
+        .map(|e| {
+            (
+                e["type"].as_str().unwrap_or("").to_owned(),
+                e["object"]["metadata"]["labels"]["tier"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("DELETED".into(), "db".into()),
+            ("ADDED".into(), "web".into()),
+            ("DELETED".into(), "web".into())
+        ],
+        "{}",
+        r.body
+    );
+    // Events carry increasing resource versions.
+    let rvs: Vec<i64> = evs
+        .iter()
+        .map(|e| {
+            e["object"]["metadata"]["resourceVersion"]
+                .as_str()
+                .unwrap_or("0")
+                .parse()
+                .unwrap_or(0)
+        })
+        .collect();
+    assert!(rvs.windows(2).all(|w| w[0] < w[1]), "{rvs:?}");
+}
