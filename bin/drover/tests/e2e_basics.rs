@@ -133,3 +133,31 @@ fn chunked_lists_page_through_more_objects_than_one_store_page() {
     ]);
     assert_eq!(odd.lines().count(), 500);
 }
+
+#[test]
+fn missing_required_fields_are_422_with_upstream_paths() {
+    require_kubectl!();
+    let s = Server::start();
+    let cases = [
+        (
+            "apiVersion: v1\nkind: Service\nmetadata: {name: bad}\nspec:\n  ports:\n  - name: x\n",
+            "The Service \"bad\" is invalid: spec.ports[0].port: Required value",
+        ),
+        (
+            "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {name: r}\nrules:\n- apiGroups: [\"\"]\n  resources: [pods]\n",
+            "rules[0].verbs: Required value",
+        ),
+        (
+            "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: i}\nspec:\n  rules:\n  - http:\n      paths:\n      - path: /\n        backend: {service: {name: s, port: {number: 80}}}\n",
+            "spec.rules[0].http.paths[0].pathType: Required value",
+        ),
+    ];
+    for (manifest, want) in cases {
+        let out = s.kubectl_env("1.32", &["create", "-f", "-"], &[], Some(manifest));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains(want),
+            "want {want:?}, got:\n{err}"
+        );
+    }
+}

@@ -49,6 +49,11 @@ pub(crate) fn validate(res: &Resource, obj: &Value, old: Option<&Value>) -> Resu
         }
     }
     validate_kind(res, obj, old, &mut causes);
+    for c in missing_required(res, obj) {
+        if !causes.iter().any(|x| x.field == c.field) {
+            causes.push(c);
+        }
+    }
     if causes.is_empty() {
         Ok(())
     } else {
@@ -224,5 +229,84 @@ fn validate_containers(cs: &[Value], path: &str, causes: &mut Vec<Cause>) {
         {
             causes.push(Cause::required(format!("{path}[{i}].image")));
         }
+    }
+}
+
+/// Fields the kind's schema marks required that `obj` lacks (`spec.template.spec.containers`,
+/// `spec.ports[0].port`, …), as upstream's validation reports them. `metadata` and `status`
+/// are not checked: metadata has its own rules, and status belongs to controllers.
+pub(crate) fn missing_required(res: &Resource, obj: &Value) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    if res.custom.is_some() {
+        return causes;
+    }
+    let Some(node) = drover_schema::SchemaNode::for_kind(&res.gv.group, &res.gv.version, &res.kind)
+    else {
+        return causes;
+    };
+    let Some(m) = obj.as_object() else {
+        return causes;
+    };
+    for (k, v) in m {
+        if matches!(k.as_str(), "metadata" | "status" | "apiVersion" | "kind") {
+            continue;
+        }
+        if let Some(child) = node.field(k) {
+            walk_required(child, v, k.clone(), &mut causes);
+        }
+    }
+    if let Some(req) = node.schema().get("required").and_then(Value::as_array) {
+        for r in req.iter().filter_map(Value::as_str) {
+            if !matches!(r, "metadata" | "status" | "apiVersion" | "kind") && !m.contains_key(r) {
+                causes.push(Cause::required(r));
+            }
+        }
+    }
+    causes
+}
+
+fn walk_required(
+    node: drover_schema::SchemaNode<'_>,
+    v: &Value,
+    path: String,
+    causes: &mut Vec<Cause>,
+) {
+    match v {
+        Value::Object(m) => {
+            let schema = node.schema();
+            if schema.get("properties").is_some_and(Value::is_object) {
+                for r in schema
+                    .get("required")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                {
+                    if m.get(r).is_none_or(Value::is_null) {
+                        causes.push(Cause::required(format!("{path}.{r}")));
+                    }
+                }
+                for (k, child) in m {
+                    if let Some(cn) = node.field(k) {
+                        walk_required(cn, child, format!("{path}.{k}"), causes);
+                    }
+                }
+            } else if let Some(values) = node
+                .items()
+                .filter(|_| schema.get("additionalProperties").is_some())
+            {
+                for (k, child) in m {
+                    walk_required(values, child, format!("{path}.{k}"), causes);
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(item) = node.items() {
+                for (i, child) in items.iter().enumerate() {
+                    walk_required(item, child, format!("{path}[{i}]"), causes);
+                }
+            }
+        }
+        _ => {}
     }
 }
