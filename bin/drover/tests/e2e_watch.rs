@@ -141,3 +141,41 @@ fn an_object_that_stops_matching_a_selector_is_deleted_from_the_watch() {
         .collect();
     assert!(rvs.windows(2).all(|w| w[0] < w[1]), "{rvs:?}");
 }
+
+#[test]
+fn typed_clients_get_protobuf_watch_frames() {
+    let s = Server::start();
+    create_cm(&s, "p1", r#"{"w":"1"}"#);
+    let (cert, key) = s.client_cert_files();
+    let out = std::process::Command::new("curl")
+        .args(["-sk", "-D", "-", "-H", "Accept: application/vnd.kubernetes.protobuf, application/json"])
+        .arg("--cert")
+        .arg(&cert)
+        .arg("--key")
+        .arg(&key)
+        .arg(format!("https://127.0.0.1:{}/api/v1/namespaces/default/configmaps?watch=true&labelSelector=w%3D1&timeoutSeconds=1", s.port))
+        .output()
+        .expect("curl");
+    let raw = out.stdout;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("headers")
+        + 4;
+    let headers = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    assert!(
+        headers.contains("content-type: application/vnd.kubernetes.protobuf;stream=watch"),
+        "{headers}"
+    );
+    let mut buf = &raw[split..];
+    let mut events = Vec::new();
+    while let Some((payload, used)) = drover_codec::next_watch_frame(buf).expect("frame") {
+        events.push(drover_codec::decode_watch_frame(payload).expect("decodes"));
+        buf = &buf[used..];
+    }
+    assert!(buf.is_empty(), "{} trailing bytes", buf.len());
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["type"], "ADDED");
+    assert_eq!(events[0]["object"]["kind"], "ConfigMap");
+    assert_eq!(events[0]["object"]["metadata"]["name"], "p1");
+}

@@ -447,7 +447,7 @@ impl Server {
     }
 
     /// The admin's client certificate and key from the kubeconfig, written to PEM files once.
-    fn client_cert_files(&self) -> (PathBuf, PathBuf) {
+    pub fn client_cert_files(&self) -> (PathBuf, PathBuf) {
         let cert = self.dir.path().join("client.crt");
         let key = self.dir.path().join("client.key");
         if !cert.exists() {

@@ -52,7 +52,13 @@ struct Watcher {
 pub(crate) async fn watch(ctx: Ctx<'_>) -> ApiResult<Response<Body>> {
     let selection = Selection::from_query(&ctx)?;
     let output = match negotiate::choose_output(ctx.accept(), true)? {
-        // Watch streams are always JSON framed; clients accept JSON for every type.
+        // Protobuf frames for kinds the codec knows (typed clients); JSON lines otherwise
+        // (custom resources, YAML requests), which every client accepts.
+        Output::Object(negotiate::Encoding::Protobuf)
+            if drover_codec::message_for(&ctx.res.api_version(), &ctx.res.kind).is_some() =>
+        {
+            Output::Object(negotiate::Encoding::Protobuf)
+        }
         Output::Object(_) => Output::Object(negotiate::Encoding::Json),
         other => other,
     };
@@ -154,7 +160,15 @@ fn stream_response(rx: mpsc::Receiver<Bytes>, content_type: &'static str) -> Res
 
 impl Watcher {
     fn content_type(&self) -> &'static str {
-        "application/json"
+        if self.protobuf() {
+            drover_codec::WATCH_CONTENT_TYPE
+        } else {
+            "application/json"
+        }
+    }
+
+    fn protobuf(&self) -> bool {
+        self.output == Output::Object(negotiate::Encoding::Protobuf)
     }
 
     async fn run(
@@ -296,8 +310,17 @@ impl Watcher {
                 Output::Object(_) => obj,
             }
         };
-        let mut line =
-            serde_json::to_vec(&json!({"type": kind, "object": object})).map_err(|_| ())?;
+        let event = json!({"type": kind, "object": object});
+        if self.protobuf() {
+            return match drover_codec::encode_watch_frame(&event) {
+                Ok(frame) => self.tx.send(Bytes::from(frame)).await.map_err(|_| ()),
+                Err(e) => {
+                    tracing::warn!("watch: cannot encode a {kind} event as protobuf: {e}");
+                    Err(())
+                }
+            };
+        }
+        let mut line = serde_json::to_vec(&event).map_err(|_| ())?;
         line.push(b'\n');
         self.tx.send(Bytes::from(line)).await.map_err(|_| ())
     }
