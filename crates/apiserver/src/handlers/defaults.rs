@@ -67,10 +67,13 @@ pub(crate) async fn prepare_create(
             if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
                 spec.entry("volumeMode").or_insert(json!("Filesystem"));
                 if res.kind == "PersistentVolume" {
-                    spec.entry("persistentVolumeReclaimPolicy").or_insert(json!("Retain"));
+                    spec.entry("persistentVolumeReclaimPolicy")
+                        .or_insert(json!("Retain"));
                 }
             }
-            crate::meta::object_mut(obj, "status").entry("phase").or_insert(json!("Pending"));
+            crate::meta::object_mut(obj, "status")
+                .entry("phase")
+                .or_insert(json!("Pending"));
         }
         ("apps", "Deployment") => {
             let spec = obj.get_mut("spec").and_then(Value::as_object_mut);
