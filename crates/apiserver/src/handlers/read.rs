@@ -282,12 +282,17 @@ fn stream_table_list(
         }
     }
     out.extend_from_slice(b"]}");
-    let mut r = Response::new(Body::full(out));
+    Ok(json_bytes_response(out))
+}
+
+/// A 200 answer with an already encoded JSON body.
+fn json_bytes_response(body: Vec<u8>) -> Response<Body> {
+    let mut r = Response::new(Body::full(body));
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(negotiate::JSON),
     );
-    Ok(r)
+    r
 }
 
 /// Writes a JSON list object by object: each item is decoded, given its resource version,
@@ -314,12 +319,7 @@ fn stream_json_list(
         serde_json::to_writer(&mut out, &obj).map_err(ApiError::internal)?;
     }
     out.extend_from_slice(b"]}");
-    let mut r = Response::new(Body::full(out));
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(negotiate::JSON),
-    );
-    Ok(r)
+    Ok(json_bytes_response(out))
 }
 
 /// Reads a page from the store at a revision (continuations and exact reads).
