@@ -345,3 +345,36 @@ async fn a_full_database_answers_no_space_and_recovers_after_compaction() {
     )
     .await;
 }
+
+/// Two stores on one file stand for two server processes sharing the datastore: revisions stay
+/// unique and increasing, create-if-absent stays exclusive, and a watch on either store sees
+/// the other's writes, in order.
+#[tokio::test]
+async fn two_stores_on_one_file_share_revisions_and_see_each_others_writes() {
+    use drover_store::{SqliteConfig, SqliteStore, Store};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("shared.db");
+    let a = SqliteStore::open(SqliteConfig::new(&path)).expect("open a");
+    let b = SqliteStore::open(SqliteConfig::new(&path)).expect("open b");
+    let start = a.current_revision().await.expect("rev");
+    let mut watch_b = b.watch("/x/", start).await.expect("watch");
+    let mut revs = Vec::new();
+    for i in 0..20 {
+        let store = if i % 2 == 0 { &a } else { &b };
+        revs.push(store.create(&format!("/x/{i:02}"), bytes::Bytes::from_static(b"v")).await.expect("create"));
+    }
+    assert!(revs.windows(2).all(|w| w[0] < w[1]), "revisions must increase across both stores: {revs:?}");
+    assert!(matches!(b.create("/x/00", bytes::Bytes::from_static(b"w")).await, Err(drover_store::Error::AlreadyExists { .. })));
+    assert_eq!(b.current_revision().await.expect("rev"), *revs.last().expect("last"));
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while seen.len() < 20 {
+        let batch = tokio::time::timeout_at(deadline, watch_b.recv())
+            .await
+            .expect("store b's watch did not deliver store a's writes within 10s (foreign writes not published?)")
+            .expect("stream open")
+            .expect("no error");
+        seen.extend(batch.events.iter().map(|e| e.revision()));
+    }
+    assert_eq!(seen, revs, "b's watch must see every write of both stores, in order, once");
+}

@@ -192,7 +192,11 @@ fn unexpected(what: &str) -> Error {
 
 impl Store for SqliteStore {
     async fn current_revision(&self) -> Result<Revision, Error> {
-        Ok(self.inner.shared.current.load(Ordering::SeqCst))
+        // Read from the file, not our writer's counter: another process sharing the file may
+        // have written since (several servers on one datastore).
+        let known = self.inner.shared.current.load(Ordering::SeqCst);
+        let stored = self.read(|reads| reads.current()).await?;
+        Ok(known.max(stored))
     }
 
     async fn get(&self, key: &str) -> Result<Option<KeyValue>, Error> {

@@ -146,6 +146,11 @@ impl ReadPool {
         })
     }
 
+    /// The revision of the last write committed to the file (by any process).
+    pub(crate) fn current(&self) -> Result<Revision, Error> {
+        self.snapshot(|_, current, _| Ok(current))
+    }
+
     pub(crate) fn count(&self, req: &RangeRequest) -> Result<u64, Error> {
         self.snapshot(|tx, current, _| {
             let Some((start, end)) = bounds(req) else {
@@ -273,4 +278,19 @@ fn event(r: &Row<'_>) -> rusqlite::Result<Event> {
         mod_revision: rev,
     };
     Ok(Event::Put { kv, prev })
+}
+
+/// Every write in `(after, upto]` on any key, read on `conn` (the writer's connection): how the
+/// writer learns about writes another process committed to the same database file.
+pub(crate) fn events_between(
+    conn: &Connection,
+    after: Revision,
+    upto: Revision,
+) -> rusqlite::Result<Vec<Event>> {
+    let mut stmt = conn.prepare_cached(EVENTS)?;
+    let rows = stmt.query_map(
+        rusqlite::params![after, upto, "", "\u{10ffff}", -1],
+        event,
+    )?;
+    rows.collect()
 }

@@ -13,7 +13,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 
 use super::maintenance::Maintenance;
-use super::schema::{Start, error_from, is_full, set_meta};
+use super::schema::{self, Start, error_from, is_full, set_meta};
 use super::{Shared, SqliteConfig};
 use crate::watch::Hub;
 use crate::{Bytes, Error, Event, KeyValue, Revision};
@@ -54,6 +54,9 @@ pub(crate) enum Applied {
 }
 
 type Reply = oneshot::Sender<Result<Applied, Error>>;
+
+/// How often an idle writer checks the file for writes of other processes.
+const FOREIGN_POLL: std::time::Duration = std::time::Duration::from_millis(200);
 
 struct Writer {
     conn: Connection,
@@ -105,12 +108,15 @@ impl Writer {
             }
         };
         loop {
-            let wait = self.maintenance.wait();
+            // Wake at least every FOREIGN_POLL to pick up writes of other processes sharing the
+            // file (several servers on one datastore).
+            let wait = self.maintenance.wait().min(FOREIGN_POLL);
             let first = runtime.block_on(async { tokio::time::timeout(wait, rx.recv()).await });
             let first = match first {
                 Ok(Some(msg)) => msg,
                 Ok(None) => break,
                 Err(_elapsed) => {
+                    self.sync_foreign();
                     self.maintain();
                     continue;
                 }
@@ -144,6 +150,29 @@ impl Writer {
             .checkpoint(&self.conn, &self.path, &self.shared);
     }
 
+    /// Publishes writes another process committed since our last revision (read from the
+    /// shared `meta` row), so watchers on this process see every write to the file.
+    fn sync_foreign(&mut self) {
+        let Ok(db_rev) = schema::meta(&self.conn, "rev") else { return };
+        if db_rev > self.rev {
+            self.publish_foreign(self.rev, db_rev);
+        }
+    }
+
+    fn publish_foreign(&mut self, after: Revision, upto: Revision) {
+        match super::read::events_between(&self.conn, after, upto) {
+            Ok(events) => {
+                self.rev = self.rev.max(upto);
+                self.shared.current.store(self.rev, Ordering::SeqCst);
+                if let Ok(compacted) = schema::meta(&self.conn, "compacted") {
+                    self.shared.compacted.fetch_max(compacted, Ordering::SeqCst);
+                }
+                self.hub.publish(&events, upto);
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read writes of another process"),
+        }
+    }
+
     fn maintain(&mut self) {
         self.maintenance
             .run(&self.conn, &self.path, self.rev, &self.shared);
@@ -157,15 +186,22 @@ impl Writer {
             ..Pending::default()
         };
         let ops = batch.len() as u64;
+        // The revision the file had when this transaction began: above ours when another
+        // process wrote meanwhile; its writes are published before ours.
+        let mut base = self.rev;
         let result = (|| {
             let tx = self
                 .conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            base = base.max(schema::meta(&tx, "rev")?);
+            pending.rev = base;
+            pending.compacted = pending.compacted.max(schema::meta(&tx, "compacted")?);
+            let compacted_at_start = pending.compacted;
             for (op, _) in &batch {
                 let outcome = apply(&tx, op, &mut pending)?;
                 pending.outcomes.push(outcome);
             }
-            if pending.rev == self.rev && pending.compacted == self.maintenance.compacted() {
+            if pending.rev == base && pending.compacted == compacted_at_start {
                 return Ok(false); // nothing changed: dropping the transaction rolls it back
             }
             set_meta(&tx, "rev", pending.rev)?;
@@ -184,6 +220,9 @@ impl Writer {
                 return;
             }
         };
+        if base > self.rev {
+            self.publish_foreign(self.rev, base);
+        }
         if wrote {
             let written = pending.events.len() as u64;
             self.rev = pending.rev;
