@@ -65,6 +65,10 @@ struct ServerArgs {
     /// Most revisions of datastore history kept, whatever their age.
     #[arg(long, default_value_t = 100_000)]
     datastore_max_history: u64,
+    /// The datastore: `sqlite://PATH` (default: <data-dir>/db/state.db). Servers started with
+    /// the same endpoint and the same --token serve the same cluster.
+    #[arg(long, value_parser = drover_apiserver::parse_datastore_endpoint)]
+    datastore_endpoint: Option<PathBuf>,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -109,6 +113,7 @@ fn run_server(args: ServerArgs) -> ExitCode {
     config.max_in_flight = args.max_requests_inflight;
     config.history_retention = args.datastore_history_retention;
     config.max_history = args.datastore_max_history;
+    config.datastore_path = args.datastore_endpoint;
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

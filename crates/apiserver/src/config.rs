@@ -97,6 +97,32 @@ pub struct Config {
     pub history_retention: Duration,
     /// Most revisions of history kept, whatever their age (bounds the database size).
     pub max_history: u64,
+    /// The SQLite database file, when not `<data-dir>/db/state.db` (servers sharing one).
+    pub datastore_path: Option<PathBuf>,
+}
+
+/// Parses `--datastore-endpoint`: `sqlite://PATH` or a plain path to a SQLite file.
+pub fn parse_datastore_endpoint(s: &str) -> Result<PathBuf, String> {
+    if let Some(path) = s.strip_prefix("sqlite://") {
+        if path.is_empty() {
+            return Err(
+                "sqlite:// needs a file path, e.g. sqlite:///var/lib/drover/db/state.db".into(),
+            );
+        }
+        return Ok(PathBuf::from(path));
+    }
+    if ["etcd://", "http://", "https://", "unix://"]
+        .iter()
+        .any(|p| s.starts_with(p))
+    {
+        return Err(format!(
+            "{s:?}: the etcd backend is not available in this build yet; use sqlite://PATH (one file shared by the servers of a cluster)"
+        ));
+    }
+    if s.contains("://") {
+        return Err(format!("{s:?}: unknown datastore; use sqlite://PATH"));
+    }
+    Ok(PathBuf::from(s))
 }
 
 impl Config {
@@ -116,6 +142,7 @@ impl Config {
             shutdown_grace: Duration::from_secs(10),
             history_retention: Duration::from_secs(300),
             max_history: 100_000,
+            datastore_path: None,
         }
     }
 

@@ -44,7 +44,7 @@ use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::BodyExt as _;
 use serde_json::{Value, json};
 
-pub use config::{Cidr, Config};
+pub use config::{Cidr, Config, parse_datastore_endpoint};
 
 use crate::auth::User;
 use crate::body::Body;
@@ -74,7 +74,11 @@ impl ApiServer {
         make_private_dir(&data_dir)?;
         let db_dir = data_dir.join("db");
         make_private_dir(&db_dir)?;
-        let mut store_config = SqliteConfig::new(db_dir.join("state.db"));
+        let db_path = config
+            .datastore_path
+            .clone()
+            .unwrap_or_else(|| db_dir.join("state.db"));
+        let mut store_config = SqliteConfig::new(db_path);
         store_config.retention = config.history_retention;
         store_config.max_history_rows = config.max_history;
         let store = SqliteStore::open(store_config)

@@ -361,11 +361,25 @@ async fn two_stores_on_one_file_share_revisions_and_see_each_others_writes() {
     let mut revs = Vec::new();
     for i in 0..20 {
         let store = if i % 2 == 0 { &a } else { &b };
-        revs.push(store.create(&format!("/x/{i:02}"), bytes::Bytes::from_static(b"v")).await.expect("create"));
+        revs.push(
+            store
+                .create(&format!("/x/{i:02}"), bytes::Bytes::from_static(b"v"))
+                .await
+                .expect("create"),
+        );
     }
-    assert!(revs.windows(2).all(|w| w[0] < w[1]), "revisions must increase across both stores: {revs:?}");
-    assert!(matches!(b.create("/x/00", bytes::Bytes::from_static(b"w")).await, Err(drover_store::Error::AlreadyExists { .. })));
-    assert_eq!(b.current_revision().await.expect("rev"), *revs.last().expect("last"));
+    assert!(
+        revs.windows(2).all(|w| w[0] < w[1]),
+        "revisions must increase across both stores: {revs:?}"
+    );
+    assert!(matches!(
+        b.create("/x/00", bytes::Bytes::from_static(b"w")).await,
+        Err(drover_store::Error::AlreadyExists { .. })
+    ));
+    assert_eq!(
+        b.current_revision().await.expect("rev"),
+        *revs.last().expect("last")
+    );
     let mut seen = Vec::new();
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
     while seen.len() < 20 {
@@ -376,5 +390,8 @@ async fn two_stores_on_one_file_share_revisions_and_see_each_others_writes() {
             .expect("no error");
         seen.extend(batch.events.iter().map(|e| e.revision()));
     }
-    assert_eq!(seen, revs, "b's watch must see every write of both stores, in order, once");
+    assert_eq!(
+        seen, revs,
+        "b's watch must see every write of both stores, in order, once"
+    );
 }

@@ -288,9 +288,6 @@ pub(crate) fn events_between(
     upto: Revision,
 ) -> rusqlite::Result<Vec<Event>> {
     let mut stmt = conn.prepare_cached(EVENTS)?;
-    let rows = stmt.query_map(
-        rusqlite::params![after, upto, "", "\u{10ffff}", -1],
-        event,
-    )?;
+    let rows = stmt.query_map(rusqlite::params![after, upto, "", "\u{10ffff}", -1], event)?;
     rows.collect()
 }

@@ -153,7 +153,9 @@ impl Writer {
     /// Publishes writes another process committed since our last revision (read from the
     /// shared `meta` row), so watchers on this process see every write to the file.
     fn sync_foreign(&mut self) {
-        let Ok(db_rev) = schema::meta(&self.conn, "rev") else { return };
+        let Ok(db_rev) = schema::meta(&self.conn, "rev") else {
+            return;
+        };
         if db_rev > self.rev {
             self.publish_foreign(self.rev, db_rev);
         }
