@@ -32,7 +32,10 @@ pub(crate) fn encode_stored(obj: &Value) -> ApiResult<Bytes> {
     if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
         m.remove("resourceVersion");
     }
-    let bytes = serde_json::to_vec(&obj).map_err(ApiError::internal)?;
+    let mut bytes = serde_json::to_vec(&obj).map_err(ApiError::internal)?;
+    // The watch cache keeps these bytes for the object's lifetime: give back the growth
+    // headroom serde left (up to half the allocation).
+    bytes.shrink_to_fit();
     if bytes.len() > MAX_OBJECT_BYTES {
         return Err(ApiError::TooLarge(format!(
             "the object is too large to store: its encoding is {} bytes and the limit is {MAX_OBJECT_BYTES} bytes (1.5 MiB)",
