@@ -248,3 +248,101 @@ fn two_servers_on_one_datastore_serve_one_cluster_with_one_kubeconfig() {
         "cluster IPs must be distinct across servers: {ips}"
     );
 }
+
+#[test]
+fn service_account_tokens_are_authorized_by_rbac() {
+    require_kubectl!();
+    let s = Server::start();
+    s.k(&["create", "serviceaccount", "reader"]);
+    s.k(&[
+        "create",
+        "role",
+        "cm-reader",
+        "--verb=get,list",
+        "--resource=configmaps",
+    ]);
+    s.k(&[
+        "create",
+        "rolebinding",
+        "reader",
+        "--role=cm-reader",
+        "--serviceaccount=default:reader",
+    ]);
+    s.k(&["create", "configmap", "visible", "--from-literal=a=b"]);
+    let token = s.k(&["create", "token", "reader"]).trim().to_owned();
+    let as_reader = |method: &str, path: &str| -> u16 {
+        let out = std::process::Command::new("curl")
+            .args([
+                "-sk",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "-X",
+                method,
+                "-H",
+            ])
+            .arg(format!("Authorization: Bearer {token}"))
+            .arg(format!("https://127.0.0.1:{}{path}", s.port))
+            .output()
+            .expect("curl");
+        String::from_utf8_lossy(&out.stdout).parse().unwrap_or(0)
+    };
+    assert_eq!(
+        as_reader("GET", "/api/v1/namespaces/default/configmaps/visible"),
+        200
+    );
+    assert_eq!(
+        as_reader("GET", "/api/v1/namespaces/default/configmaps"),
+        200
+    );
+    assert_eq!(
+        as_reader("DELETE", "/api/v1/namespaces/default/configmaps/visible"),
+        403,
+        "the role grants no delete"
+    );
+    assert_eq!(
+        as_reader("GET", "/api/v1/namespaces/default/secrets"),
+        403,
+        "the role grants no secrets"
+    );
+    assert_eq!(
+        as_reader("GET", "/api/v1/namespaces/kube-system/configmaps"),
+        403,
+        "the binding is namespaced"
+    );
+    assert_eq!(
+        as_reader("GET", "/apis"),
+        200,
+        "discovery is open to every authenticated user"
+    );
+    // A SubjectAccessReview answers with the same authorizer.
+    let sar = format!(
+        r#"{{"apiVersion":"authorization.k8s.io/v1","kind":"SubjectAccessReview","spec":{{"user":"system:serviceaccount:default:reader","groups":["system:serviceaccounts"],"resourceAttributes":{{"namespace":"default","verb":"list","resource":"configmaps"}}}}}}"#
+    );
+    let out = s.kubectl_env(
+        "1.32",
+        &["create", "-f", "-", "-o", "jsonpath={.status.allowed}"],
+        &[],
+        Some(&sar),
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "true",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let denied = sar.replace("\"list\"", "\"delete\"");
+    let out = s.kubectl_env(
+        "1.32",
+        &["create", "-f", "-", "-o", "jsonpath={.status.allowed}"],
+        &[],
+        Some(&denied),
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "false",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -106,7 +106,84 @@ pub(crate) async fn run(state: &Arc<State>) -> ApiResult<()> {
         "subsets": [{"addresses": [{"ip": host}], "ports": [{"name": "https", "port": state.config.https_port, "protocol": "TCP"}]}],
     });
     ensure(state, &res(state, "", "v1", "endpoints"), endpoints).await?;
+    bootstrap_rbac(state).await?;
     reconcile_namespaces(state).await;
+    Ok(())
+}
+
+/// The bootstrap ClusterRoles and bindings every cluster has: `cluster-admin` (bound to
+/// `system:masters`), and the discovery/basic roles every authenticated user gets.
+async fn bootstrap_rbac(state: &Arc<State>) -> ApiResult<()> {
+    const RBAC: &str = "rbac.authorization.k8s.io/v1";
+    let roles = res(state, "rbac.authorization.k8s.io", "v1", "clusterroles");
+    let bindings = res(
+        state,
+        "rbac.authorization.k8s.io",
+        "v1",
+        "clusterrolebindings",
+    );
+    let label = json!({"kubernetes.io/bootstrapping": "rbac-defaults"});
+    let role = |name: &str, rules: Value| {
+        json!({"apiVersion": RBAC, "kind": "ClusterRole",
+               "metadata": {"name": name, "labels": label, "annotations": {"rbac.authorization.kubernetes.io/autoupdate": "true"}},
+               "rules": rules})
+    };
+    let binding = |name: &str, role: &str, group: &str| {
+        json!({"apiVersion": RBAC, "kind": "ClusterRoleBinding",
+               "metadata": {"name": name, "labels": label, "annotations": {"rbac.authorization.kubernetes.io/autoupdate": "true"}},
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+               "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": group}]})
+    };
+    let defaults = [
+        (
+            role(
+                "cluster-admin",
+                json!([
+            {"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]},
+            {"nonResourceURLs": ["*"], "verbs": ["*"]}]),
+            ),
+            binding("cluster-admin", "cluster-admin", "system:masters"),
+        ),
+        (
+            role(
+                "system:discovery",
+                json!([{"nonResourceURLs": ["/api", "/api/*", "/apis", "/apis/*", "/healthz", "/livez", "/openapi", "/openapi/*", "/readyz", "/version", "/version/"], "verbs": ["get"]}]),
+            ),
+            binding(
+                "system:discovery",
+                "system:discovery",
+                "system:authenticated",
+            ),
+        ),
+        (
+            role(
+                "system:basic-user",
+                json!([
+            {"apiGroups": ["authorization.k8s.io"], "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"], "verbs": ["create"]},
+            {"apiGroups": ["authentication.k8s.io"], "resources": ["selfsubjectreviews"], "verbs": ["create"]}]),
+            ),
+            binding(
+                "system:basic-user",
+                "system:basic-user",
+                "system:authenticated",
+            ),
+        ),
+        (
+            role(
+                "system:public-info-viewer",
+                json!([{"nonResourceURLs": ["/healthz", "/livez", "/readyz", "/version", "/version/"], "verbs": ["get"]}]),
+            ),
+            binding(
+                "system:public-info-viewer",
+                "system:public-info-viewer",
+                "system:authenticated",
+            ),
+        ),
+    ];
+    for (r, b) in defaults {
+        ensure(state, &roles, r).await?;
+        ensure(state, &bindings, b).await?;
+    }
     Ok(())
 }
 

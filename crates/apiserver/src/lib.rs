@@ -25,6 +25,7 @@ mod meta;
 mod metrics;
 mod negotiate;
 mod objects;
+mod rbac;
 mod route;
 mod serve;
 mod state;
@@ -369,7 +370,10 @@ async fn dispatch(
         .headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok());
-    if !user.is_master() && !handlers::allowed_for_non_masters(&route) {
+    if !user.is_master()
+        && !handlers::allowed_for_non_masters(&route)
+        && !handlers::rbac_allows(state, user, &route, parts.uri.path())
+    {
         return error_response(&handlers::forbidden(user, &route));
     }
     let resources = state.resources.all();

@@ -247,6 +247,35 @@ pub(crate) fn allowed_for_non_masters(route: &Route) -> bool {
     }
 }
 
+/// Asks RBAC about a request of a user outside `system:masters`.
+pub(crate) fn rbac_allows(state: &State, user: &User, route: &Route, path: &str) -> bool {
+    let attrs = match route {
+        Route::Resource(r) => crate::rbac::Attributes {
+            verb: r.verb.as_str(),
+            group: &r.group,
+            resource: &r.resource,
+            subresource: r.subresource.as_deref(),
+            namespace: if r.resource == "namespaces" {
+                r.name.as_deref()
+            } else {
+                r.namespace.as_deref()
+            },
+            name: r.name.as_deref(),
+            path: None,
+        },
+        _ => crate::rbac::Attributes {
+            verb: "get",
+            group: "",
+            resource: "",
+            subresource: None,
+            namespace: None,
+            name: None,
+            path: Some(path),
+        },
+    };
+    crate::rbac::authorize(state, user, &attrs).is_ok()
+}
+
 /// The 403 upstream gives.
 pub(crate) fn forbidden(user: &User, route: &Route) -> ApiError {
     match route {

@@ -113,13 +113,51 @@ fn user_info(user: &User) -> Value {
     u
 }
 
-/// Answers what the authorizer decides. Only `system:masters` is authorized for now (RBAC
-/// evaluation is not built yet), and the reviews say so honestly.
-fn decide(groups: &[String]) -> Value {
-    if groups.iter().any(|g| g == "system:masters") {
-        json!({"allowed": true, "reason": "member of system:masters"})
-    } else {
-        json!({"allowed": false, "reason": "RBAC is not enforced by this server yet; only system:masters is authorized"})
+/// Answers what the authorizer (system:masters, then RBAC) decides for `spec`'s attributes.
+fn decide(state: &crate::state::State, user: &User, spec: &Value) -> Value {
+    let ra = spec.get("resourceAttributes");
+    let nra = spec.get("nonResourceAttributes");
+    let s = |v: Option<&Value>, f: &str| {
+        v.and_then(|v| v.get(f))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned()
+    };
+    let (verb, group, resource, sub, ns, name, path) = match (ra, nra) {
+        (Some(_), _) => (
+            s(ra, "verb"),
+            s(ra, "group"),
+            s(ra, "resource"),
+            s(ra, "subresource"),
+            s(ra, "namespace"),
+            s(ra, "name"),
+            None,
+        ),
+        (None, Some(_)) => (
+            s(nra, "verb"),
+            String::new(),
+            String::new(),
+            String::new(),
+            String::new(),
+            String::new(),
+            Some(s(nra, "path")),
+        ),
+        (None, None) => {
+            return json!({"allowed": false, "reason": "spec has neither resourceAttributes nor nonResourceAttributes"});
+        }
+    };
+    let attrs = crate::rbac::Attributes {
+        verb: &verb,
+        group: &group,
+        resource: &resource,
+        subresource: Some(sub.as_str()).filter(|x| !x.is_empty()),
+        namespace: Some(ns.as_str()).filter(|x| !x.is_empty()),
+        name: Some(name.as_str()).filter(|x| !x.is_empty()),
+        path: path.as_deref(),
+    };
+    match crate::rbac::authorize(state, user, &attrs) {
+        Ok(reason) => json!({"allowed": true, "reason": reason}),
+        Err(_) => json!({"allowed": false}),
     }
 }
 
@@ -146,7 +184,8 @@ pub(crate) async fn create(ctx: Ctx<'_>) -> ApiResult<Response<Body>> {
             };
         }
         "SelfSubjectAccessReview" | "SelfSubjectRulesReview" => {
-            let mut d = decide(&ctx.user.groups);
+            let spec = obj.get("spec").cloned().unwrap_or(Value::Null);
+            let mut d = decide(ctx.state, ctx.user, &spec);
             if ctx.res.kind == "SelfSubjectRulesReview" {
                 d = if ctx.user.is_master() {
                     json!({"resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
@@ -158,16 +197,38 @@ pub(crate) async fn create(ctx: Ctx<'_>) -> ApiResult<Response<Body>> {
             obj["status"] = d;
         }
         "SubjectAccessReview" | "LocalSubjectAccessReview" => {
-            let groups: Vec<String> = obj
-                .pointer("/spec/groups")
-                .and_then(Value::as_array)
-                .map(|g| {
-                    g.iter()
-                        .filter_map(|x| x.as_str().map(str::to_owned))
-                        .collect()
-                })
-                .unwrap_or_default();
-            obj["status"] = decide(&groups);
+            let spec = obj.get("spec").cloned().unwrap_or(Value::Null);
+            let list = |f: &str| -> Vec<String> {
+                spec.get(f)
+                    .and_then(Value::as_array)
+                    .map(|g| {
+                        g.iter()
+                            .filter_map(|x| x.as_str().map(str::to_owned))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            let subject = User {
+                name: spec
+                    .get("user")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned(),
+                groups: list("groups"),
+                uid: spec
+                    .get("uid")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned(),
+                extra: Vec::new(),
+            };
+            let mut spec = spec.clone();
+            if ctx.res.kind == "LocalSubjectAccessReview"
+                && let (Some(ra), Some(ns)) = (spec.get_mut("resourceAttributes"), ctx.ns())
+            {
+                ra["namespace"] = ns.into();
+            }
+            obj["status"] = decide(ctx.state, &subject, &spec);
         }
         other => {
             return Err(ApiError::MethodNotAllowed(format!(
