@@ -317,9 +317,7 @@ fn service_account_tokens_are_authorized_by_rbac() {
         "discovery is open to every authenticated user"
     );
     // A SubjectAccessReview answers with the same authorizer.
-    let sar = format!(
-        r#"{{"apiVersion":"authorization.k8s.io/v1","kind":"SubjectAccessReview","spec":{{"user":"system:serviceaccount:default:reader","groups":["system:serviceaccounts"],"resourceAttributes":{{"namespace":"default","verb":"list","resource":"configmaps"}}}}}}"#
-    );
+    let sar = r#"{"apiVersion":"authorization.k8s.io/v1","kind":"SubjectAccessReview","spec":{"user":"system:serviceaccount:default:reader","groups":["system:serviceaccounts"],"resourceAttributes":{"namespace":"default","verb":"list","resource":"configmaps"}}}"#.to_owned();
     let out = s.kubectl_env(
         "1.32",
         &["create", "-f", "-", "-o", "jsonpath={.status.allowed}"],
