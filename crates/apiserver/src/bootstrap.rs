@@ -202,19 +202,9 @@ pub(crate) fn spawn_controllers(state: Arc<State>) {
                 expire_events(&state).await;
                 last_expiry = Some(std::time::Instant::now());
             }
-            let wait = async {
-                match sub {
-                    Some(mut s) => loop {
-                        match s.live.recv().await {
-                            Ok(ev) if ev.key.starts_with(ns_prefix.as_str()) => return,
-                            Ok(ev) if ev.change == crate::cache::Change::Delete => return,
-                            Ok(_) => continue,
-                            Err(_) => return,
-                        }
-                    },
-                    None => tokio::time::sleep(Duration::from_secs(1)).await,
-                }
-            };
+            let wait = crate::cache::next_change(sub, |ev| {
+                ev.key.starts_with(ns_prefix.as_str()) || ev.change == crate::cache::Change::Delete
+            });
             tokio::select! {
                 _ = wait => {}
                 _ = tokio::time::sleep(Duration::from_secs(5)) => {}

@@ -295,3 +295,19 @@ impl Cache {
         )
     }
 }
+
+/// Waits until `sub` delivers an event `wanted` accepts, the subscription lags or closes, or
+/// (without a subscription) a short pause passed: how the server's controllers sleep between
+/// level-triggered passes.
+pub(crate) async fn next_change(sub: Option<Subscription>, wanted: impl Fn(&CacheEvent) -> bool) {
+    match sub {
+        Some(mut s) => loop {
+            match s.live.recv().await {
+                Ok(ev) if wanted(&ev) => return,
+                Ok(_) => continue,
+                Err(_) => return,
+            }
+        },
+        None => tokio::time::sleep(Duration::from_millis(200)).await,
+    }
+}

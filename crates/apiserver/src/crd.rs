@@ -339,18 +339,7 @@ pub(crate) fn spawn(state: Arc<State>) {
         loop {
             let sub = state.cache.subscribe(state.cache.revision());
             reconcile(&state).await;
-            let wait = async {
-                match sub {
-                    Some(mut s) => loop {
-                        match s.live.recv().await {
-                            Ok(ev) if ev.key.starts_with(prefix.as_str()) => return,
-                            Ok(_) => continue,
-                            Err(_) => return,
-                        }
-                    },
-                    None => tokio::time::sleep(Duration::from_millis(200)).await,
-                }
-            };
+            let wait = crate::cache::next_change(sub, |ev| ev.key.starts_with(prefix.as_str()));
             tokio::select! {
                 _ = wait => {}
                 _ = tokio::time::sleep(Duration::from_secs(5)) => {}

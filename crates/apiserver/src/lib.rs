@@ -126,6 +126,7 @@ impl ApiServer {
         let cache = cache::Cache::start(Arc::clone(&store))
             .await
             .context("cannot prime the watch cache")?;
+        let sa_key = handlers::parse_signing_key(&identity).map_err(|e| anyhow::anyhow!(e))?;
         let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
         let metrics = Arc::new(metrics::Metrics::default());
         let state = Arc::new(State {
@@ -136,6 +137,7 @@ impl ApiServer {
             },
             store: Arc::clone(&store),
             cache,
+            sa_key,
             identity,
             metrics,
             resources: state::Resources::new(),

@@ -1,7 +1,5 @@
 //! Turning a request path and method into what it asks for (upstream's `RequestInfo`).
 
-use std::collections::HashMap;
-
 /// What a request path addresses.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Route {
@@ -227,14 +225,6 @@ impl Query {
 
     pub(crate) fn flag(&self, key: &str) -> bool {
         matches!(self.get(key), Some("true" | "1" | ""))
-    }
-
-    #[allow(dead_code)]
-    pub(crate) fn to_map(&self) -> HashMap<&str, &str> {
-        self.pairs
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect()
     }
 }
 

@@ -23,6 +23,8 @@ pub(crate) struct State {
     pub(crate) objects: Objects,
     pub(crate) cache: Arc<Cache>,
     pub(crate) identity: Identity,
+    /// The service-account token signing key (parsed from `identity` once).
+    pub(crate) sa_key: ring::signature::EcdsaKeyPair,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) resources: Resources,
     pub(crate) bootstrapped: AtomicBool,

@@ -13,6 +13,7 @@ mod watch;
 mod write;
 
 pub(crate) use delete::{DeleteOptions, delete_stored};
+pub(crate) use reviews::parse_signing_key;
 pub(crate) use strategy::prepare_update;
 
 use std::sync::Arc;

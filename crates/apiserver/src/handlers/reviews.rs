@@ -18,19 +18,22 @@ use crate::status::{ApiError, ApiResult};
 
 const ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
 
-fn signing_key(state: &State) -> ApiResult<EcdsaKeyPair> {
-    let der = rustls_pemfile::private_key(&mut state.identity.sa_key_pem.as_bytes())
+/// Parses the service-account signing key of the cluster identity (once, at start-up).
+pub(crate) fn parse_signing_key(
+    identity: &crate::identity::Identity,
+) -> Result<EcdsaKeyPair, String> {
+    let der = rustls_pemfile::private_key(&mut identity.sa_key_pem.as_bytes())
         .ok()
         .flatten()
         .ok_or_else(|| {
-            ApiError::Internal("the service-account signing key is unreadable".into())
+            "the service-account signing key in the cluster identity is unreadable".to_owned()
         })?;
     EcdsaKeyPair::from_pkcs8(
         &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
         der.secret_der(),
         &ring::rand::SystemRandom::new(),
     )
-    .map_err(|e| ApiError::Internal(format!("the service-account signing key is invalid: {e}")))
+    .map_err(|e| format!("the service-account signing key in the cluster identity is invalid: {e}"))
 }
 
 fn key_id(public: &[u8]) -> String {
@@ -40,7 +43,7 @@ fn key_id(public: &[u8]) -> String {
 
 /// Issues a signed token.
 fn sign(state: &State, claims: &Value) -> ApiResult<String> {
-    let key = signing_key(state)?;
+    let key = &state.sa_key;
     let header = json!({"alg": "ES256", "kid": key_id(key.public_key().as_ref())});
     let signing_input = format!(
         "{}.{}",
@@ -55,7 +58,7 @@ fn sign(state: &State, claims: &Value) -> ApiResult<String> {
 
 /// Verifies a token issued by [`sign`] and returns its user.
 pub(crate) fn verify_token(state: &State, token: &str) -> Result<User, String> {
-    let key = signing_key(state).map_err(|e| format!("{e:?}"))?;
+    let key = &state.sa_key;
     let mut parts = token.split('.');
     let (Some(h), Some(c), Some(s), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -305,10 +308,7 @@ pub(crate) async fn token_request(ctx: Ctx<'_>) -> ApiResult<Response<Body>> {
 
 /// The OIDC discovery document and the key set that verifies service-account tokens.
 pub(crate) fn oidc(state: &State, route: &Route) -> Response<Body> {
-    let key = match signing_key(state) {
-        Ok(k) => k,
-        Err(e) => return crate::error_response(&e),
-    };
+    let key = &state.sa_key;
     let public = key.public_key().as_ref();
     let doc = match route {
         Route::OidcConfig => json!({
