@@ -50,6 +50,17 @@ fn release_secrets(s: &Server, release: &str) -> String {
     s.k(&["get", "secrets", "-l", &format!("owner=helm,name={release}"), "-o", r#"jsonpath={range .items[*]}{.metadata.name} {.metadata.labels.status} {.type}{"\n"}{end}"#])
 }
 
+/// `<greeting> <revision>` from a release's settings ConfigMap.
+fn settings(s: &Server, release: &str) -> String {
+    s.k(&[
+        "get",
+        "cm",
+        &format!("{release}-settings"),
+        "-o",
+        "jsonpath={.data.greeting} {.data.revision}",
+    ])
+}
+
 #[test]
 fn helm_installs_upgrades_lists_rolls_back_and_uninstalls_a_release() {
     require_helm!();
@@ -59,16 +70,7 @@ fn helm_installs_upgrades_lists_rolls_back_and_uninstalls_a_release() {
         install.contains("STATUS: deployed") && install.contains("Release r1 says hello."),
         "{install}"
     );
-    assert_eq!(
-        s.k(&[
-            "get",
-            "cm",
-            "r1-settings",
-            "-o",
-            "jsonpath={.data.greeting} {.data.revision}"
-        ]),
-        "hello 1"
-    );
+    assert_eq!(settings(&s, "r1"), "hello 1");
     // (That stringData reaches `data` is checked in e2e_kubectl: write::secret_string_data_…)
     assert_eq!(
         s.k(&["get", "secret", "r1-secret", "-o", "jsonpath={.type}"]),
@@ -115,16 +117,7 @@ fn helm_installs_upgrades_lists_rolls_back_and_uninstalls_a_release() {
         up.contains("has been upgraded") && up.contains("Release r1 says hi."),
         "{up}"
     );
-    assert_eq!(
-        s.k(&[
-            "get",
-            "cm",
-            "r1-settings",
-            "-o",
-            "jsonpath={.data.greeting} {.data.revision}"
-        ]),
-        "hi 2"
-    );
+    assert_eq!(settings(&s, "r1"), "hi 2");
     assert_eq!(
         s.k(&[
             "get",
