@@ -228,6 +228,19 @@ fn malformed_requests_get_clear_4xx_and_nothing_breaks() {
         }
     }
     eprintln!("status codes seen: {seen:?}");
+    // Namespaces serve no deletecollection (as upstream): one DELETE never removes them all.
+    assert_eq!(
+        curl(
+            &s,
+            &files,
+            "DELETE",
+            "/api/v1/namespaces",
+            "application/json",
+            b""
+        )
+        .0,
+        405
+    );
     // Over the body limit: 413.
     let big = vec![b' '; 3 * 1024 * 1024 + 10];
     assert_eq!(

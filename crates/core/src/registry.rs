@@ -59,6 +59,8 @@ pub enum Verbs {
     CreateOnly,
     /// get and list (component statuses).
     ReadOnly,
+    /// Everything but deletecollection (namespaces: one DELETE must never remove them all).
+    NoDeleteCollection,
 }
 
 impl Verbs {
@@ -77,6 +79,9 @@ impl Verbs {
             ],
             Verbs::CreateOnly => &["create"],
             Verbs::ReadOnly => &["get", "list"],
+            Verbs::NoDeleteCollection => &[
+                "create", "delete", "get", "list", "patch", "update", "watch",
+            ],
         }
     }
 
@@ -278,6 +283,7 @@ const TABLE: &[Row] = &[
     row("", "v1", "LimitRange", "limitranges", NS).short(&["limits"]),
     row("", "v1", "Namespace", "namespaces", CLUSTER)
         .short(&["ns"])
+        .verbs(Verbs::NoDeleteCollection)
         .sub(&[
             Subresource {
                 name: "finalize",

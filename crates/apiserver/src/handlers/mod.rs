@@ -181,7 +181,8 @@ async fn route_verb(ctx: Ctx<'_>) -> ApiResult<Response<Body>> {
             ))),
         };
     }
-    if ctx.res.verbs == Verbs::ReadOnly && !matches!(verb, Verb::Get | Verb::List) {
+    // The verbs discovery advertises are exactly the verbs served.
+    if !ctx.res.verbs.names().contains(&verb.as_str()) {
         return Err(ApiError::MethodNotAllowed(
             "the server does not allow this method on the requested resource".into(),
         ));

@@ -215,7 +215,7 @@ impl Cx<'_> {
         if self.r.verbs != Verbs::ReadOnly {
             item.insert("post".into(), post);
         }
-        if self.r.verbs == Verbs::All {
+        if self.r.verbs.names().contains(&"deletecollection") {
             let ns = if self.r.namespaced { "Namespaced" } else { "" };
             let op_id = format!(
                 "delete{}{}Collection{ns}{}",
@@ -273,7 +273,7 @@ impl Cx<'_> {
                 responses(&[("200", Some(def))]),
             ),
         );
-        if self.r.verbs == Verbs::All {
+        if self.r.verbs.names().contains(&"update") {
             item.insert(
                 "put".into(),
                 self.put(format!("replace{name}"), self.gvk(), def),
