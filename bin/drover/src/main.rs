@@ -24,6 +24,12 @@ struct Cli {
 enum Command {
     /// Run the control plane (API server on the embedded datastore) and, later, a local node.
     Server(ServerArgs),
+    /// Manage images in the local image store.
+    #[command(subcommand)]
+    Image(drover_image::cli::ImageCommand),
+    /// The runc-compatible OCI runtime (`drover runtime --help`). Dispatched before anything
+    /// else starts, so it runs in a single-threaded process.
+    Runtime,
 }
 
 #[derive(Args)]
@@ -86,6 +92,20 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 fn main() -> ExitCode {
+    // The OCI runtime must stay single-threaded and start fast: hand it the raw arguments before
+    // clap, logging or any async runtime exist. `drover-runtime` (a link to this binary) is the
+    // same as `drover runtime`, for tools that want a runc-like executable path.
+    let mut args = std::env::args_os();
+    let argv0 = args.next().unwrap_or_default();
+    let invoked_as_runtime = std::path::Path::new(&argv0)
+        .file_name()
+        .is_some_and(|n| n == "drover-runtime");
+    if invoked_as_runtime {
+        return exit_code(drover_runtime::cli::main(args.collect()));
+    }
+    if std::env::args_os().nth(1).is_some_and(|a| a == "runtime") {
+        return exit_code(drover_runtime::cli::main(args.skip(1).collect()));
+    }
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -97,7 +117,13 @@ fn main() -> ExitCode {
         .init();
     match cli.command {
         Command::Server(args) => run_server(args),
+        Command::Image(cmd) => drover_image::cli::run(cmd),
+        Command::Runtime => unreachable!("dispatched before parsing"),
     }
+}
+
+fn exit_code(code: i32) -> ExitCode {
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
 
 fn run_server(args: ServerArgs) -> ExitCode {

@@ -1,0 +1,2 @@
+//! Test support (being written): fixture OCI images and a local registry in a test network
+//! namespace.
