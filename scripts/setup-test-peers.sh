@@ -9,7 +9,9 @@ mkdir -p "$peers/bin"
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    ca-certificates curl unzip python3 python3-pip >/dev/null
+    ca-certificates curl unzip python3 python3-pip \
+    runc crun podman conmon skopeo docker-registry busybox-static uidmap iproute2 \
+    golang-github-containers-common etcd-server etcd-client protobuf-compiler fuse3 hyperfine >/dev/null
 fi
 
 if ! command -v cargo-nextest >/dev/null; then
