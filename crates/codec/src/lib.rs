@@ -48,7 +48,7 @@ mod envelope;
 mod omit;
 #[rustfmt::skip]
 mod table;
-mod time;
+use drover_core::time;
 mod wire;
 
 use serde_json::Value;

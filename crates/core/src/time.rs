@@ -1,4 +1,5 @@
-//! Text forms of meta/v1 Time, MicroTime and Duration, matching Go's `time` package.
+//! Time as text: RFC 3339 (meta/v1 Time and MicroTime, CRI log timestamps) and Go durations,
+//! matching Go's `time` package. Shared by the codec, the API server and the container engine.
 
 /// Days since 1970-01-01 of a proleptic Gregorian date.
 fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
@@ -28,7 +29,7 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 
 /// Formats Unix seconds as UTC RFC 3339 (`2006-01-02T15:04:05Z`), with six fractional digits
 /// when `micros` is given. `None` when the year is outside 0..=9999, which Go refuses too.
-pub(crate) fn format_rfc3339(secs: i64, micros: Option<u32>) -> Option<String> {
+pub fn format_rfc3339(secs: i64, micros: Option<u32>) -> Option<String> {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
@@ -50,7 +51,7 @@ fn digits(s: &[u8], at: usize, n: usize) -> Option<u32> {
 }
 
 /// Parses RFC 3339 (`2006-01-02T15:04:05.999999999Z07:00`) into Unix seconds and nanoseconds.
-pub(crate) fn parse_rfc3339(text: &str) -> Option<(i64, u32)> {
+pub fn parse_rfc3339(text: &str) -> Option<(i64, u32)> {
     let s = text.as_bytes();
     let year = digits(s, 0, 4)?;
     let month = digits(s, 5, 2)?;
@@ -124,8 +125,24 @@ pub(crate) fn parse_rfc3339(text: &str) -> Option<(i64, u32)> {
     Some((secs, nanos))
 }
 
+/// Formats Unix seconds and nanoseconds as UTC RFC 3339 with nine fractional digits
+/// (`2006-01-02T15:04:05.999999999Z`, Go's `time.RFC3339Nano` without trailing-zero trimming, as
+/// CRI log lines carry it). `None` when the year is outside 0..=9999.
+pub fn format_rfc3339_nanos(secs: i64, nanos: u32) -> Option<String> {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    if !(0..=9999).contains(&y) {
+        return None;
+    }
+    let (hh, mm, ss) = (rem / 3600, rem % 3600 / 60, rem % 60);
+    Some(format!(
+        "{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}.{nanos:09}Z"
+    ))
+}
+
 /// Formats nanoseconds like Go's `time.Duration.String` (`1h2m3.5s`, `1.5ms`, `0s`).
-pub(crate) fn format_duration(d: i64) -> String {
+pub fn format_duration(d: i64) -> String {
     let neg = d < 0;
     let u = d.unsigned_abs();
     let mut out = String::new();
@@ -171,7 +188,7 @@ fn push_frac(out: &mut String, frac: u64, prec: u32) {
 }
 
 /// Parses a Go duration string (`1h2m3.5s`, `-1.5ms`, `300ms`, `0`) into nanoseconds.
-pub(crate) fn parse_duration(text: &str) -> Option<i64> {
+pub fn parse_duration(text: &str) -> Option<i64> {
     let (neg, mut s) = match text.as_bytes().first() {
         Some(b'-') => (true, &text[1..]),
         Some(b'+') => (false, &text[1..]),
