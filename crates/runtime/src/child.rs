@@ -1,6 +1,795 @@
-//! Skeleton: see `lib.rs` for this module's role. (Being written.)
+//! The container's first process: a fork-like `clone` and the child's sequence up to `execve`.
+//!
+//! The parent builds a [`Plan`] (every path a C string, every pointer array ready) and calls
+//! [`spawn`]. The child only makes syscalls on that plan (see [`crate::sys`]); it talks to the
+//! parent over a `SOCK_SEQPACKET` socket pair:
+//!
+//! ```text
+//! parent                                   child
+//!   clone ───────────────────────────────▶ wait GO
+//!   uid/gid maps, cgroup add_pid, GO ────▶ setresuid(0) in a new userns, setns (user first),
+//!                                          unshare, hostname
+//!                          ◀──────────── NS_READY (only when the spec has create hooks)
+//!   prestart/createRuntime/createContainer
+//!   hooks, HOOKS_DONE ───────────────────▶ rootfs (mounts, pivot_root), console, rlimits,
+//!                                          seccomp (no_new_privs false), identity, cwd,
+//!                                          CLOEXEC on every fd but stdio and --preserve-fds,
+//!                                          PATH lookup, seccomp (no_new_privs true)
+//!                          ◀──────────── READY (or a 12-byte ChildError at any step)
+//!   create: exit                           create: open the exec fifo (blocks until `start`)
+//!   run/exec: START ─────────────────────▶ run/exec: wait START
+//!                                          execve
+//! ```
+
+use std::ffi::{CStr, CString, c_char};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+
+use anyhow::{Context, bail};
+use rustix::io::Errno;
+
+use crate::sys::ChildError;
+
+// === step codes (1–99, shared with console.rs: 20–39) ===
+
+/// Reading the parent's GO message.
+pub const STEP_WAIT_GO: u32 = 1;
+/// Becoming root in the new user namespace.
+pub const STEP_USERNS_ROOT: u32 = 2;
+/// Joining a namespace by path (index: position in `linux.namespaces`).
+pub const STEP_SETNS: u32 = 3;
+/// Creating the new namespaces.
+pub const STEP_UNSHARE: u32 = 4;
+/// Setting the hostname.
+pub const STEP_HOSTNAME: u32 = 5;
+/// Setting the domain name.
+pub const STEP_DOMAINNAME: u32 = 6;
+/// Waiting while the parent runs the create hooks.
+pub const STEP_HOOKS: u32 = 7;
+/// Marking inherited fds close-on-exec.
+pub const STEP_CLOSE_FDS: u32 = 8;
+/// No candidate of the PATH lookup is an executable file.
+pub const STEP_NOT_FOUND: u32 = 9;
+/// Reopening the exec fifo.
+pub const STEP_FIFO_OPEN: u32 = 10;
+/// Writing to the exec fifo.
+pub const STEP_FIFO_WRITE: u32 = 11;
+/// Waiting for the parent's START message.
+pub const STEP_WAIT_START: u32 = 12;
+/// `execve` itself.
+pub const STEP_EXECVE: u32 = 13;
+/// Setting or clearing the parent-death signal.
+pub const STEP_PDEATHSIG: u32 = 14;
+/// Restoring the signal mask.
+pub const STEP_SIGMASK: u32 = 15;
+/// Clearing close-on-exec on `--preserve-fds`.
+pub const STEP_PRESERVE_FDS: u32 = 16;
+/// Sending READY to the parent.
+pub const STEP_READY: u32 = 17;
+/// Joining a new session keyring.
+pub const STEP_KEYRING: u32 = 19;
 
 /// The name of one of this module's child step codes (see [`crate::sys`]).
-pub fn step_name(_step: u32) -> &'static str {
-    "child step"
+pub fn step_name(step: u32) -> &'static str {
+    match step {
+        STEP_WAIT_GO => "waiting for the parent",
+        STEP_USERNS_ROOT => "becoming root in the user namespace",
+        STEP_SETNS => "joining namespace",
+        STEP_UNSHARE => "creating namespaces",
+        STEP_HOSTNAME => "setting the hostname",
+        STEP_DOMAINNAME => "setting the domain name",
+        STEP_HOOKS => "waiting for the create hooks",
+        STEP_CLOSE_FDS => "closing inherited file descriptors",
+        STEP_NOT_FOUND => "looking up the executable",
+        STEP_FIFO_OPEN => "opening the exec fifo",
+        STEP_FIFO_WRITE => "writing the exec fifo",
+        STEP_WAIT_START => "waiting for start",
+        STEP_EXECVE => "exec",
+        STEP_PDEATHSIG => "setting the parent-death signal",
+        STEP_SIGMASK => "restoring the signal mask",
+        STEP_PRESERVE_FDS => "passing --preserve-fds",
+        STEP_READY => "reporting ready",
+        STEP_KEYRING => "joining a new session keyring",
+        20..=39 => crate::console::step_name(step),
+        _ => "child step",
+    }
+}
+
+// === messages ===
+
+/// Parent → child: go on after clone (maps written, cgroups joined).
+const MSG_GO: u8 = 1;
+/// Parent → child: the create hooks ran.
+const MSG_HOOKS_DONE: u8 = 2;
+/// Parent → child: exec the program (run and exec; `create` uses the fifo instead).
+const MSG_START: u8 = 3;
+/// Child → parent: namespaces exist, run the create hooks now.
+const MSG_NS_READY: u8 = 4;
+/// Child → parent: everything is set up.
+const MSG_READY: u8 = 5;
+/// Child → parent: a 12-byte [`ChildError`] follows in the same message.
+const MSG_ERROR: u8 = 6;
+
+/// How the child waits between READY and `execve`.
+#[derive(Debug)]
+pub enum Wait {
+    /// `create`: block on the exec fifo (an `O_PATH` fd, reopened through `/proc/self/fd`).
+    Fifo(OwnedFd),
+    /// `run` and `exec`: wait for the parent's START message on the sync socket.
+    Start,
+}
+
+/// A namespace the child joins with `setns`.
+#[derive(Debug)]
+pub struct Join {
+    /// The namespace file, opened by the parent.
+    pub fd: OwnedFd,
+    /// `CLONE_NEW*` of its type.
+    pub nstype: i32,
+    /// Its index in `linux.namespaces` (for error messages).
+    pub index: u32,
+}
+
+/// The program to exec: argv, envp and PATH candidates, all prepared by the parent.
+pub struct Program {
+    /// `args[0]` as the user wrote it (for the not-found message).
+    pub name: String,
+    candidates: Vec<CString>,
+    _argv: Vec<CString>,
+    _envp: Vec<CString>,
+    argv_ptrs: Vec<*const c_char>,
+    envp_ptrs: Vec<*const c_char>,
+}
+
+impl std::fmt::Debug for Program {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Program")
+            .field("name", &self.name)
+            .field("candidates", &self.candidates)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Program {
+    /// Prepares `args` and `env`; a bare name is looked up in the `PATH` of `env` (or the
+    /// default PATH) inside the container.
+    pub fn new(args: &[String], env: &[String]) -> anyhow::Result<Self> {
+        let Some(name) = args.first() else {
+            bail!("process.args: empty (the container needs a program to run)");
+        };
+        let cstr = |s: &str, what: &str| {
+            CString::new(s).with_context(|| format!("{what} {s:?} contains a NUL byte"))
+        };
+        let argv = args
+            .iter()
+            .map(|a| cstr(a, "process.args entry"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let envp = env
+            .iter()
+            .map(|e| cstr(e, "process.env entry"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let candidates = if name.contains('/') {
+            vec![cstr(name, "process.args[0]")?]
+        } else {
+            let path = env
+                .iter()
+                .rev()
+                .find_map(|e| e.strip_prefix("PATH="))
+                .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+            path.split(':')
+                .map(|dir| {
+                    let dir = if dir.is_empty() { "." } else { dir };
+                    cstr(
+                        &format!("{}/{name}", dir.trim_end_matches('/')),
+                        "PATH candidate",
+                    )
+                })
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        let ptrs = |v: &[CString]| {
+            v.iter()
+                .map(|c| c.as_ptr())
+                .chain(std::iter::once(std::ptr::null()))
+                .collect()
+        };
+        Ok(Self {
+            name: name.clone(),
+            argv_ptrs: ptrs(&argv),
+            envp_ptrs: ptrs(&envp),
+            candidates,
+            _argv: argv,
+            _envp: envp,
+        })
+    }
+
+    /// The message for a [`STEP_NOT_FOUND`] error, in runc's words.
+    pub fn not_found_message(&self, errno: i32) -> String {
+        if self.name.contains('/') {
+            let err = std::io::Error::from_raw_os_error(errno);
+            format!(
+                "exec: {:?}: stat {}: {}",
+                self.name,
+                self.name,
+                lower_first(&err)
+            )
+        } else {
+            format!("exec: {:?}: executable file not found in $PATH", self.name)
+        }
+    }
+
+    /// Child side: the first candidate that is an executable regular file.
+    fn lookup(&self) -> Result<&CStr, ChildError> {
+        let mut last = Errno::NOENT;
+        for c in &self.candidates {
+            match rustix::fs::stat(c.as_c_str()) {
+                Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFREG => {
+                    match rustix::fs::access(c.as_c_str(), rustix::fs::Access::EXEC_OK) {
+                        Ok(()) => return Ok(c.as_c_str()),
+                        Err(e) => last = e,
+                    }
+                }
+                Ok(_) => last = Errno::ACCESS,
+                Err(e) => {
+                    if e != Errno::NOENT && e != Errno::NOTDIR {
+                        last = e;
+                    }
+                }
+            }
+        }
+        Err(ChildError::new(STEP_NOT_FOUND, last, 0))
+    }
+}
+
+fn lower_first(e: &std::io::Error) -> String {
+    // Go's messages are lower-case ("no such file or directory").
+    let s = e.to_string();
+    let s = s.split(" (os error").next().unwrap_or(&s).to_string();
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_lowercase().chain(c).collect(),
+        None => s,
+    }
+}
+
+/// Everything the child does, prepared by the parent.
+pub struct Plan {
+    /// Namespaces created by `clone` itself (`CLONE_NEWUSER`, `CLONE_NEWPID`).
+    pub clone_flags: i32,
+    /// Namespaces created with `unshare` after the joins (so a joined user namespace owns them).
+    pub unshare_flags: i32,
+    /// Namespaces joined by path, user namespace first.
+    pub joins: Vec<Join>,
+    /// Whether a new user namespace is created (the child then becomes its root after GO).
+    pub new_userns: bool,
+    /// `hostname`, when set.
+    pub hostname: Option<CString>,
+    /// `domainname`, when set.
+    pub domainname: Option<CString>,
+    /// Whether the parent runs create hooks between NS_READY and HOOKS_DONE.
+    pub create_hooks: bool,
+    /// The terminal, when `process.terminal` is true.
+    pub console: Option<crate::console::ChildConsole>,
+    /// The process settings (rlimits, oom score, cwd, credentials, capabilities, umask).
+    pub process: crate::process::Plan,
+    /// `process.noNewPrivileges`: decides where the seccomp filter is loaded.
+    pub no_new_privs: bool,
+    /// A new anonymous session keyring (runc's default; `--no-new-keyring` turns it off).
+    pub new_keyring: bool,
+    /// `--preserve-fds`: fds 3 .. 3+N stay open across exec.
+    pub preserve_fds: u32,
+    /// The program.
+    pub program: Program,
+    /// How to wait for start.
+    pub wait: Wait,
+    /// The signal mask to restore before exec (the parent blocks signals around clone).
+    pub sigmask: libc::sigset_t,
+    // CALL SITES (isolation, cgroups+seccomp): the rootfs plan, the process plan and the seccomp
+    // program are added here as their modules land; see `run_child`.
+}
+
+impl std::fmt::Debug for Plan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plan")
+            .field("clone_flags", &self.clone_flags)
+            .field("unshare_flags", &self.unshare_flags)
+            .field("joins", &self.joins)
+            .field("program", &self.program)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The parent's end of a started child.
+#[derive(Debug)]
+pub struct Child {
+    /// The child's pid in the parent's pid namespace.
+    pub pid: i32,
+    sock: OwnedFd,
+}
+
+/// Why the child stopped before READY.
+#[derive(Debug)]
+pub enum Failure {
+    /// The child reported a step failure.
+    Step(ChildError),
+    /// The child died or closed the socket without a report.
+    Vanished,
+}
+
+impl Child {
+    /// Parent: lets the child go on after clone (maps written, cgroup joined).
+    pub fn go(&self) -> anyhow::Result<()> {
+        send(self.sock.as_fd(), &[MSG_GO]).context("waking the container process")
+    }
+
+    /// Parent: waits for NS_READY (only when the plan has `create_hooks`).
+    pub fn wait_namespaces(&self) -> Result<(), Failure> {
+        self.expect(MSG_NS_READY)
+    }
+
+    /// Parent: the create hooks ran; the child goes on with the rootfs.
+    pub fn hooks_done(&self) -> anyhow::Result<()> {
+        send(self.sock.as_fd(), &[MSG_HOOKS_DONE]).context("resuming the container process")
+    }
+
+    /// Parent: waits until the child is ready to exec (or reports why it is not).
+    pub fn wait_ready(&self) -> Result<(), Failure> {
+        self.expect(MSG_READY)
+    }
+
+    /// Parent (run, exec): tells the child to exec, then waits until it did (the socket is
+    /// close-on-exec) or reports an `execve` failure.
+    pub fn start(&self) -> Result<(), Failure> {
+        if send(self.sock.as_fd(), &[MSG_START]).is_err() {
+            return Err(Failure::Vanished);
+        }
+        let mut buf = [0u8; 16];
+        match recv(self.sock.as_fd(), &mut buf) {
+            Ok(0) => Ok(()),
+            Ok(13) if buf[0] == MSG_ERROR => Err(Failure::Step(decode(&buf))),
+            _ => Err(Failure::Vanished),
+        }
+    }
+
+    fn expect(&self, want: u8) -> Result<(), Failure> {
+        let mut buf = [0u8; 16];
+        match recv(self.sock.as_fd(), &mut buf) {
+            Ok(1) if buf[0] == want => Ok(()),
+            Ok(13) if buf[0] == MSG_ERROR => Err(Failure::Step(decode(&buf))),
+            _ => Err(Failure::Vanished),
+        }
+    }
+}
+
+fn decode(buf: &[u8; 16]) -> ChildError {
+    let mut b = [0u8; 12];
+    b.copy_from_slice(&buf[1..13]);
+    ChildError::from_bytes(b)
+}
+
+fn send(fd: BorrowedFd<'_>, msg: &[u8]) -> Result<(), Errno> {
+    rustix::net::send(fd, msg, rustix::net::SendFlags::NOSIGNAL).map(|_| ())
+}
+
+fn recv(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize, Errno> {
+    loop {
+        match rustix::net::recv(fd, &mut *buf, rustix::net::RecvFlags::empty()) {
+            Ok((n, _)) => return Ok(n),
+            Err(Errno::INTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Creates the sync socket pair; both ends close-on-exec and numbered above `min_fd` so they
+/// never collide with `--preserve-fds`.
+fn socket_pair(min_fd: RawFd) -> anyhow::Result<(OwnedFd, OwnedFd)> {
+    use rustix::net::{AddressFamily, SocketFlags, SocketType, socketpair};
+    let (a, b) = socketpair(
+        AddressFamily::UNIX,
+        SocketType::SEQPACKET,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .context("creating the sync socket pair")?;
+    Ok((dup_above(a, min_fd)?, dup_above(b, min_fd)?))
+}
+
+/// Re-numbers `fd` to the lowest free number ≥ `min_fd` (close-on-exec), so the fds the parent
+/// hands to the child stay clear of `--preserve-fds`.
+pub fn dup_above(fd: OwnedFd, min_fd: RawFd) -> anyhow::Result<OwnedFd> {
+    if fd.as_raw_fd() >= min_fd {
+        return Ok(fd);
+    }
+    rustix::io::fcntl_dupfd_cloexec(&fd, min_fd).context("renumbering a file descriptor")
+}
+
+/// Clones the child, which runs `plan` and never returns; the parent gets a [`Child`].
+///
+/// The process must be single-threaded (the runtime's CLI always is).
+pub fn spawn(plan: &Plan) -> anyhow::Result<Child> {
+    let min_fd = 3 + plan.preserve_fds as RawFd;
+    let (parent_sock, child_sock) = socket_pair(min_fd)?;
+    let pid = clone_process(plan.clone_flags).context("clone")?;
+    if pid == 0 {
+        drop(parent_sock);
+        run_child(plan, child_sock.as_fd())
+    }
+    drop(child_sock);
+    Ok(Child {
+        pid,
+        sock: parent_sock,
+    })
+}
+
+/// A fork-like `clone`: no new stack, no shared memory; returns 0 in the child.
+#[allow(unsafe_code)]
+fn clone_process(ns_flags: i32) -> std::io::Result<i32> {
+    // SAFETY: SYS_clone with a NULL stack behaves like fork(2) with namespace flags: the child
+    // gets a copy of the address space and continues here. The caller is single-threaded (the
+    // runtime CLI never starts threads), so no lock can be held by a thread that does not exist
+    // in the child, and the child only makes raw syscalls on data prepared before the clone
+    // (no allocation, see crate::sys) until it execs or `_exit`s.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (ns_flags | libc::SIGCHLD) as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    if ret < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(ret as i32)
+}
+
+/// The child: runs the sequence, reports a failure and exits; on success it has exec'd.
+fn run_child(plan: &Plan, sock: BorrowedFd<'_>) -> ! {
+    let err = match child_sequence(plan, sock) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    let mut msg = [0u8; 13];
+    msg[0] = MSG_ERROR;
+    msg[1..].copy_from_slice(&err.to_bytes());
+    let _ = send(sock, &msg);
+    exit_now(1)
+}
+
+/// `_exit` without running any destructor or atexit handler.
+#[allow(unsafe_code)]
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit is async-signal-safe and never returns.
+    unsafe { libc::_exit(code) }
+}
+
+enum Never {}
+
+fn step<T>(code: u32, r: Result<T, Errno>) -> Result<T, ChildError> {
+    r.map_err(|e| ChildError::new(code, e, 0))
+}
+
+fn child_sequence(plan: &Plan, sock: BorrowedFd<'_>) -> Result<Never, ChildError> {
+    // Die with the parent until READY: a create that was killed half-way leaves no process.
+    step(
+        STEP_PDEATHSIG,
+        rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL)),
+    )?;
+    let mut buf = [0u8; 16];
+    match recv(sock, &mut buf) {
+        Ok(1) if buf[0] == MSG_GO => {}
+        Ok(_) => exit_now(1),
+        Err(e) => return Err(ChildError::new(STEP_WAIT_GO, e, 0)),
+    }
+    if plan.new_userns {
+        // Root of the new namespace: the parent mapped container uid/gid 0.
+        step(
+            STEP_USERNS_ROOT,
+            rustix::thread::set_thread_res_gid(gid(0), gid(0), gid(0)),
+        )?;
+        step(
+            STEP_USERNS_ROOT,
+            rustix::thread::set_thread_res_uid(uid(0), uid(0), uid(0)),
+        )?;
+    }
+    for j in &plan.joins {
+        setns(j.fd.as_fd(), j.nstype).map_err(|e| ChildError::new(STEP_SETNS, e, j.index))?;
+    }
+    if plan.unshare_flags != 0 {
+        step(STEP_UNSHARE, unshare(plan.unshare_flags))?;
+    }
+    if let Some(h) = &plan.hostname {
+        step(STEP_HOSTNAME, rustix::system::sethostname(h.as_bytes()))?;
+    }
+    if let Some(d) = &plan.domainname {
+        step(STEP_DOMAINNAME, rustix::system::setdomainname(d.as_bytes()))?;
+    }
+    if plan.new_keyring {
+        join_session_keyring()?;
+    }
+    if plan.create_hooks {
+        step(STEP_HOOKS, send(sock, &[MSG_NS_READY]))?;
+        match recv(sock, &mut buf) {
+            Ok(1) if buf[0] == MSG_HOOKS_DONE => {}
+            Ok(_) => exit_now(1),
+            Err(e) => return Err(ChildError::new(STEP_HOOKS, e, 0)),
+        }
+    }
+    // CALL SITE (isolation): rootfs plan `apply()` — mounts, /dev, pivot_root, masked and
+    // read-only paths, sysctls — runs here.
+    if let Some(console) = &plan.console {
+        console.apply()?;
+    }
+    plan.process.apply_privileged()?;
+    // CALL SITE (cgroups+seccomp): seccomp `apply()` here when no_new_privs is false (loading a
+    // filter then needs CAP_SYS_ADMIN, which the identity change drops).
+    plan.process.apply_cwd()?;
+    plan.process.apply_identity()?;
+    close_inherited_fds(plan.preserve_fds)?;
+    let exe = plan.program.lookup()?;
+    // CALL SITE (cgroups+seccomp): seccomp `apply()` here, last, when no_new_privs is true.
+    step(
+        STEP_PDEATHSIG,
+        rustix::process::set_parent_process_death_signal(None),
+    )?;
+    step(STEP_READY, send(sock, &[MSG_READY]))?;
+    match &plan.wait {
+        Wait::Fifo(fifo) => wait_fifo(fifo.as_fd())?,
+        Wait::Start => match recv(sock, &mut buf) {
+            Ok(1) if buf[0] == MSG_START => {}
+            Ok(_) => exit_now(1),
+            Err(e) => return Err(ChildError::new(STEP_WAIT_START, e, 0)),
+        },
+    }
+    restore_signals(&plan.sigmask)?;
+    Err(execve(exe, &plan.program))
+}
+
+fn uid(n: u32) -> rustix::process::Uid {
+    rustix::process::Uid::from_raw(n)
+}
+
+fn gid(n: u32) -> rustix::process::Gid {
+    rustix::process::Gid::from_raw(n)
+}
+
+#[allow(unsafe_code)]
+fn unshare(flags: i32) -> Result<(), Errno> {
+    let flags = rustix::thread::UnshareFlags::from_bits_retain(flags as u32);
+    // SAFETY: the child is single-threaded, so no other thread can observe the namespaces (or
+    // an unshared fd table) change under it.
+    unsafe { rustix::thread::unshare_unsafe(flags) }
+}
+
+#[allow(unsafe_code)]
+fn setns(fd: BorrowedFd<'_>, nstype: i32) -> Result<(), Errno> {
+    // SAFETY: setns on a namespace fd we own; it changes only this (single-threaded) process.
+    let r = unsafe { libc::setns(fd.as_raw_fd(), nstype) };
+    if r < 0 {
+        Err(Errno::from_raw_os_error(last_errno()))
+    } else {
+        Ok(())
+    }
+}
+
+fn last_errno() -> i32 {
+    // Reads errno without allocating.
+    std::io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
+}
+
+/// Marks every fd from 3 + `preserve` up close-on-exec (one `close_range`), and clears it on
+/// the preserved ones: the program sees only stdio and `--preserve-fds` (CVE-2024-21626).
+#[allow(unsafe_code)]
+fn close_inherited_fds(preserve: u32) -> Result<(), ChildError> {
+    for fd in 3..3 + preserve as i32 {
+        // SAFETY: fcntl on an fd number; a closed number just fails with EBADF.
+        if unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } < 0 {
+            return Err(ChildError {
+                step: STEP_PRESERVE_FDS,
+                errno: last_errno(),
+                index: fd as u32,
+            });
+        }
+    }
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only changes fd flags.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3 + preserve,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if r < 0 {
+        return Err(ChildError {
+            step: STEP_CLOSE_FDS,
+            errno: last_errno(),
+            index: 0,
+        });
+    }
+    Ok(())
+}
+
+/// Reopens the `O_PATH` fifo for writing — this blocks until `start` opens it for reading —
+/// and writes one byte.
+fn wait_fifo(fifo: BorrowedFd<'_>) -> Result<(), ChildError> {
+    let mut path = [0u8; 32];
+    let p = proc_fd_path(&mut path, fifo.as_raw_fd());
+    let fd = loop {
+        match rustix::fs::open(
+            p,
+            rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        ) {
+            Ok(fd) => break fd,
+            Err(Errno::INTR) => continue,
+            Err(e) => return Err(ChildError::new(STEP_FIFO_OPEN, e, 0)),
+        }
+    };
+    step(STEP_FIFO_WRITE, rustix::io::write(&fd, b"0"))?;
+    Ok(())
+}
+
+/// Formats `/proc/self/fd/N` into `buf` without allocating.
+fn proc_fd_path(buf: &mut [u8; 32], fd: RawFd) -> &CStr {
+    const PREFIX: &[u8] = b"/proc/self/fd/";
+    buf[..PREFIX.len()].copy_from_slice(PREFIX);
+    let mut digits = [0u8; 10];
+    let mut n = fd as u32;
+    let mut len = 0;
+    loop {
+        digits[len] = b'0' + (n % 10) as u8;
+        len += 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for i in 0..len {
+        buf[PREFIX.len() + i] = digits[len - 1 - i];
+    }
+    buf[PREFIX.len() + len] = 0;
+    CStr::from_bytes_until_nul(&buf[..]).unwrap_or(c"/proc/self/fd/")
+}
+
+/// Restores the signal mask, and SIGPIPE's default action (Rust ignores SIGPIPE in the runtime,
+/// and an ignored signal would stay ignored across exec).
+#[allow(unsafe_code)]
+fn restore_signals(mask: &libc::sigset_t) -> Result<(), ChildError> {
+    // SAFETY: signal() and sigprocmask are async-signal-safe; the set was prepared by the parent.
+    if unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) } == libc::SIG_ERR {
+        return Err(ChildError {
+            step: STEP_SIGMASK,
+            errno: last_errno(),
+            index: 1,
+        });
+    }
+    // SAFETY: as above.
+    if unsafe { libc::sigprocmask(libc::SIG_SETMASK, mask, std::ptr::null_mut()) } < 0 {
+        return Err(ChildError {
+            step: STEP_SIGMASK,
+            errno: last_errno(),
+            index: 0,
+        });
+    }
+    Ok(())
+}
+
+#[allow(unsafe_code)]
+fn join_session_keyring() -> Result<(), ChildError> {
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+    // SAFETY: keyctl(JOIN_SESSION_KEYRING, NULL) makes an anonymous keyring; no memory is read.
+    let r = unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, 0usize) };
+    if r < 0 {
+        let errno = last_errno();
+        // Kernels without keys (ENOSYS) or a full quota (EDQUOT) run without one, like runc.
+        if errno != libc::ENOSYS && errno != libc::EDQUOT {
+            return Err(ChildError {
+                step: STEP_KEYRING,
+                errno,
+                index: 0,
+            });
+        }
+    }
+    Ok(())
+}
+
+#[allow(unsafe_code)]
+fn execve(exe: &CStr, p: &Program) -> ChildError {
+    // SAFETY: argv and envp are NULL-terminated arrays of pointers into CStrings owned by the
+    // plan, which lives (in this copy of the address space) until execve replaces it.
+    unsafe { libc::execve(exe.as_ptr(), p.argv_ptrs.as_ptr(), p.envp_ptrs.as_ptr()) };
+    ChildError {
+        step: STEP_EXECVE,
+        errno: last_errno(),
+        index: 0,
+    }
+}
+
+/// Blocks the signals the parent forwards (and SIGCHLD) and returns the previous mask, which
+/// the child restores before exec.
+#[allow(unsafe_code)]
+pub fn block_signals() -> anyhow::Result<(libc::sigset_t, libc::sigset_t)> {
+    // SAFETY: plain sigset manipulation on stack values; sigprocmask on this single thread.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        // Keep the synchronous fault signals deliverable.
+        for s in [
+            libc::SIGSEGV,
+            libc::SIGBUS,
+            libc::SIGILL,
+            libc::SIGFPE,
+            libc::SIGTRAP,
+        ] {
+            libc::sigdelset(&mut all, s);
+        }
+        if libc::sigprocmask(libc::SIG_BLOCK, &all, &mut old) < 0 {
+            bail!("sigprocmask: {}", std::io::Error::last_os_error());
+        }
+        Ok((all, old))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_fd_path_formats_numbers() {
+        let mut b = [0u8; 32];
+        assert_eq!(proc_fd_path(&mut b, 7), c"/proc/self/fd/7");
+        assert_eq!(proc_fd_path(&mut b, 1234567), c"/proc/self/fd/1234567");
+        assert_eq!(proc_fd_path(&mut b, 0), c"/proc/self/fd/0");
+    }
+
+    #[test]
+    fn bare_names_are_looked_up_in_the_containers_path() {
+        let env = vec!["A=1".to_string(), "PATH=/x/bin::/y/".to_string()];
+        let p = Program::new(&["sh".into(), "-c".into()], &env).unwrap();
+        let c: Vec<_> = p.candidates.iter().map(|c| c.to_str().unwrap()).collect();
+        assert_eq!(c, ["/x/bin/sh", "./sh", "/y/sh"]);
+        assert_eq!(p.argv_ptrs.len(), 3);
+        assert!(p.argv_ptrs[2].is_null());
+        let p = Program::new(&["/bin/true".into()], &[]).unwrap();
+        assert_eq!(p.candidates, [c"/bin/true".to_owned()]);
+    }
+
+    #[test]
+    fn not_found_messages_match_runc() {
+        let p = Program::new(&["foo".into()], &[]).unwrap();
+        assert_eq!(
+            p.not_found_message(libc::ENOENT),
+            "exec: \"foo\": executable file not found in $PATH"
+        );
+        let p = Program::new(&["/x/foo".into()], &[]).unwrap();
+        assert_eq!(
+            p.not_found_message(libc::ENOENT),
+            "exec: \"/x/foo\": stat /x/foo: no such file or directory"
+        );
+    }
+
+    #[test]
+    fn lookup_skips_missing_and_non_executable_candidates() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::create_dir_all(a.join("prog")).unwrap(); // a directory is not a program
+        std::fs::create_dir_all(&b).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::write(b.join("prog"), b"#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(b.join("prog"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path = format!("PATH=/nonexistent:{}:{}", a.display(), b.display());
+        let p = Program::new(&["prog".into()], std::slice::from_ref(&path)).unwrap();
+        assert_eq!(
+            p.lookup().unwrap().to_str().unwrap(),
+            b.join("prog").to_str().unwrap()
+        );
+        // Negative control: without the executable directory nothing is found.
+        let p = Program::new(&["prog".into()], &[format!("PATH={}", a.display())]).unwrap();
+        assert_eq!(p.lookup().unwrap_err().step, STEP_NOT_FOUND);
+    }
 }

@@ -1,1 +1,138 @@
-//! TODO(skeleton): see lib.rs
+//! `process.terminal: true`: a pty whose master goes to `--console-socket`, runc's protocol.
+//!
+//! The parent connects to the console socket (a listening `AF_UNIX` stream socket of the
+//! caller: conmon, podman, a test) before the clone. The child, after the rootfs is in place,
+//! opens the container's `/dev/ptmx` (so the pty belongs to the container's devpts instance),
+//! gets the slave with `TIOCGPTPEER` (no path lookup, no allocation), sends the master over the
+//! socket with `SCM_RIGHTS` (payload: the name `/dev/ptmx`, like runc), makes the slave its
+//! controlling terminal and its stdin, stdout and stderr.
+
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use rustix::io::Errno;
+use rustix::net::{
+    RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
+    SendAncillaryMessage, SendFlags,
+};
+use rustix::pty::OpenptFlags;
+
+use crate::sys::ChildError;
+
+/// Opening `/dev/ptmx` in the container.
+pub const STEP_PTMX: u32 = 20;
+/// Unlocking the pty.
+pub const STEP_UNLOCKPT: u32 = 21;
+/// Opening the slave with `TIOCGPTPEER`.
+pub const STEP_PEER: u32 = 22;
+/// Sending the master over the console socket.
+pub const STEP_SEND: u32 = 23;
+/// `setsid`.
+pub const STEP_SETSID: u32 = 24;
+/// `TIOCSCTTY`.
+pub const STEP_CTTY: u32 = 25;
+/// Making the slave stdin, stdout and stderr.
+pub const STEP_STDIO: u32 = 26;
+/// Setting the window size.
+pub const STEP_WINSIZE: u32 = 27;
+
+/// The name of one of this module's child step codes.
+pub fn step_name(step: u32) -> &'static str {
+    match step {
+        STEP_PTMX => "opening /dev/ptmx in the container",
+        STEP_UNLOCKPT => "unlocking the pty",
+        STEP_PEER => "opening the pty slave",
+        STEP_SEND => "sending the pty master to the console socket",
+        STEP_SETSID => "starting a session",
+        STEP_CTTY => "setting the controlling terminal",
+        STEP_STDIO => "making the pty the standard streams",
+        STEP_WINSIZE => "setting the terminal size",
+        _ => "console step",
+    }
+}
+
+/// The child's terminal plan: the connected console socket and the initial size.
+#[derive(Debug)]
+pub struct ChildConsole {
+    socket: OwnedFd,
+    size: Option<(u16, u16)>,
+}
+
+impl ChildConsole {
+    /// Parent: connects to `--console-socket` (fd renumbered above `min_fd`).
+    pub fn connect(path: &Path, size: Option<(u16, u16)>, min_fd: i32) -> anyhow::Result<Self> {
+        let stream = UnixStream::connect(path)
+            .with_context(|| format!("connecting to the console socket {}", path.display()))?;
+        let socket = crate::child::dup_above(OwnedFd::from(stream), min_fd)?;
+        Ok(Self { socket, size })
+    }
+
+    /// Child: makes the pty, hands the master over and takes the slave as terminal and stdio.
+    pub fn apply(&self) -> Result<(), ChildError> {
+        let step = |code: u32| move |e: Errno| ChildError::new(code, e, 0);
+        let master = rustix::fs::open(
+            c"/dev/ptmx",
+            rustix::fs::OFlags::RDWR | rustix::fs::OFlags::NOCTTY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .map_err(step(STEP_PTMX))?;
+        rustix::pty::unlockpt(&master).map_err(step(STEP_UNLOCKPT))?;
+        let slave =
+            rustix::pty::ioctl_tiocgptpeer(&master, OpenptFlags::RDWR | OpenptFlags::NOCTTY)
+                .map_err(step(STEP_PEER))?;
+        if let Some((rows, cols)) = self.size {
+            let ws = rustix::termios::Winsize {
+                ws_row: rows,
+                ws_col: cols,
+                ws_xpixel: 0,
+                ws_ypixel: 0,
+            };
+            rustix::termios::tcsetwinsize(&slave, ws).map_err(step(STEP_WINSIZE))?;
+        }
+        send_fd(self.socket.as_fd(), master.as_fd()).map_err(step(STEP_SEND))?;
+        drop(master);
+        rustix::process::setsid().map_err(step(STEP_SETSID))?;
+        rustix::process::ioctl_tiocsctty(&slave).map_err(step(STEP_CTTY))?;
+        rustix::stdio::dup2_stdin(&slave).map_err(step(STEP_STDIO))?;
+        rustix::stdio::dup2_stdout(&slave).map_err(step(STEP_STDIO))?;
+        rustix::stdio::dup2_stderr(&slave).map_err(step(STEP_STDIO))?;
+        Ok(())
+    }
+}
+
+/// Sends `fd` over `socket` with `SCM_RIGHTS` and the payload `/dev/ptmx` (no allocation).
+fn send_fd(
+    socket: rustix::fd::BorrowedFd<'_>,
+    fd: rustix::fd::BorrowedFd<'_>,
+) -> Result<(), Errno> {
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut cmsg = SendAncillaryBuffer::new(&mut space);
+    let fds = [fd];
+    if !cmsg.push(SendAncillaryMessage::ScmRights(&fds)) {
+        return Err(Errno::NOBUFS);
+    }
+    let payload = [std::io::IoSlice::new(b"/dev/ptmx")];
+    rustix::net::sendmsg(socket, &payload, &mut cmsg, SendFlags::NOSIGNAL).map(|_| ())
+}
+
+/// Receives a pty master sent by [`ChildConsole::apply`] (or by runc): the caller's side of a
+/// console socket, used by `exec`/`run` tests and tools that drive the runtime.
+pub fn recv_fd(stream: &UnixStream) -> anyhow::Result<OwnedFd> {
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut cmsg = RecvAncillaryBuffer::new(&mut space);
+    let mut buf = [0u8; 4096];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    rustix::net::recvmsg(stream, &mut iov, &mut cmsg, RecvFlags::CMSG_CLOEXEC)
+        .context("receiving the pty master from the console socket")?;
+    for msg in cmsg.drain() {
+        if let RecvAncillaryMessage::ScmRights(mut fds) = msg
+            && let Some(fd) = fds.next()
+        {
+            return Ok(fd);
+        }
+    }
+    bail!("the console socket message carried no file descriptor")
+}
