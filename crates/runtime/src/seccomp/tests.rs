@@ -1,0 +1,594 @@
+//! Compiler tests: every program runs through the BPF interpreter in [`super::bpf`] on
+//! synthetic `seccomp_data`, and is checked against a direct evaluation of the OCI rules.
+
+use oci_spec::runtime::{LinuxSeccomp, LinuxSeccompAction, LinuxSeccompOperator};
+use serde_json::{Value, json};
+
+use super::bpf::{Insn, JMP_JGE_K, JMP_JGT_K, SeccompData, run};
+use super::profile::{ARCH_MAP, Act, Op, ProfileRule, RULES};
+use super::*;
+
+const ALLOW: u32 = 0x7fff_0000;
+const ERRNO: u32 = 0x0005_0000;
+const KILL_PROCESS: u32 = 0x8000_0000;
+
+fn spec(v: Value) -> LinuxSeccomp {
+    serde_json::from_value(v).unwrap()
+}
+
+fn nr(name: &str) -> i32 {
+    syscall_number(name).unwrap_or_else(|| panic!("{name} not in the table")) as i32
+}
+
+fn call(name: &str, args: [u64; 6]) -> SeccompData {
+    SeccompData {
+        nr: nr(name),
+        arch: NATIVE_AUDIT_ARCH,
+        args,
+        ..Default::default()
+    }
+}
+
+fn caps(list: &[&str]) -> Vec<String> {
+    list.iter().map(|c| c.to_string()).collect()
+}
+
+// === the reference: OCI rules evaluated directly ===
+
+fn op_holds(op: LinuxSeccompOperator, arg: u64, value: u64, two: u64) -> bool {
+    use LinuxSeccompOperator as O;
+    match op {
+        O::ScmpCmpEq => arg == value,
+        O::ScmpCmpNe => arg != value,
+        O::ScmpCmpLt => arg < value,
+        O::ScmpCmpLe => arg <= value,
+        O::ScmpCmpGt => arg > value,
+        O::ScmpCmpGe => arg >= value,
+        O::ScmpCmpMaskedEq => arg & value == two,
+    }
+}
+
+fn ret_of(a: LinuxSeccompAction, errno: Option<u32>) -> u32 {
+    match a {
+        LinuxSeccompAction::ScmpActAllow => ALLOW,
+        LinuxSeccompAction::ScmpActErrno => ERRNO | errno.unwrap_or(1),
+        LinuxSeccompAction::ScmpActKillProcess => KILL_PROCESS,
+        LinuxSeccompAction::ScmpActLog => 0x7ffc_0000,
+        LinuxSeccompAction::ScmpActTrap => 0x0003_0000,
+        other => panic!("reference does not model {other:?}"),
+    }
+}
+
+fn reference(s: &LinuxSeccomp, d: &SeccompData) -> u32 {
+    if d.arch != NATIVE_AUDIT_ARCH
+        || (cfg!(target_arch = "x86_64") && d.nr as u32 >= X32_SYSCALL_BIT)
+    {
+        return KILL_PROCESS;
+    }
+    for sc in s.syscalls().iter().flatten() {
+        let listed = sc
+            .names()
+            .iter()
+            .any(|n| syscall_number(n) == Some(d.nr as u32));
+        let holds = sc.args().iter().flatten().all(|a| {
+            op_holds(
+                a.op(),
+                d.args[a.index()],
+                a.value(),
+                a.value_two().unwrap_or(0),
+            )
+        });
+        if listed && holds {
+            return ret_of(sc.action(), sc.errno_ret());
+        }
+    }
+    ret_of(s.default_action(), s.default_errno_ret())
+}
+
+/// Interesting argument values around the profile's constants (and their 64-bit neighbours).
+fn probe_values(s: &LinuxSeccomp) -> Vec<u64> {
+    let mut v = vec![0, 1, u64::MAX, 0xffff_ffff, 0x1_0000_0000];
+    for a in s
+        .syscalls()
+        .iter()
+        .flatten()
+        .flat_map(|sc| sc.args().iter().flatten())
+    {
+        for x in [a.value(), a.value_two().unwrap_or(0)] {
+            v.extend([
+                x,
+                x.wrapping_add(1),
+                x.wrapping_sub(1),
+                x ^ (1 << 32),
+                x | (1 << 63),
+            ]);
+        }
+    }
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// Compares `prog` with the reference on every syscall number 0..512 (no args) and on every
+/// listed syscall with the probe values in each argument. Returns the first disagreement.
+fn check_against_reference(s: &LinuxSeccomp, prog: &[Insn]) -> Result<usize, String> {
+    let mut n = 0;
+    let mut probe = |d: SeccompData| {
+        let (got, want) = (run(prog, &d), reference(s, &d));
+        n += 1;
+        if got == want {
+            Ok(())
+        } else {
+            Err(format!(
+                "nr {} args {:x?}: program {got:#x}, rules {want:#x}",
+                d.nr, d.args
+            ))
+        }
+    };
+    for nr in 0..512 {
+        probe(SeccompData {
+            nr,
+            arch: NATIVE_AUDIT_ARCH,
+            ..Default::default()
+        })?;
+    }
+    let values = probe_values(s);
+    for sc in s
+        .syscalls()
+        .iter()
+        .flatten()
+        .filter(|sc| sc.args().is_some())
+    {
+        for name in sc.names() {
+            let Some(nr) = syscall_number(name) else {
+                continue;
+            };
+            for i in 0..6 {
+                for &v in &values {
+                    let mut args = [0u64; 6];
+                    args[i] = v;
+                    // Also set the other arguments the rules look at, to reach AND-ed conditions.
+                    for a in sc.args().iter().flatten().filter(|a| a.index() != i) {
+                        args[a.index()] = a.value();
+                    }
+                    probe(SeccompData {
+                        nr: nr as i32,
+                        arch: NATIVE_AUDIT_ARCH,
+                        args,
+                        ..Default::default()
+                    })?;
+                }
+            }
+        }
+    }
+    Ok(n)
+}
+
+// === the compiler ===
+
+#[test]
+fn allowed_listed_unlisted_and_errno_syscalls_get_their_actions() {
+    let s = spec(json!({
+        "defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 38,
+        "syscalls": [
+            {"names": ["getpid", "read"], "action": "SCMP_ACT_ALLOW"},
+            {"names": ["mount"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1},
+            {"names": ["reboot"], "action": "SCMP_ACT_KILL_PROCESS"},
+        ]
+    }));
+    let p = compile(&s).unwrap();
+    assert_eq!(run(p.instructions(), &call("getpid", [0; 6])), ALLOW);
+    assert_eq!(run(p.instructions(), &call("read", [0; 6])), ALLOW);
+    assert_eq!(run(p.instructions(), &call("mount", [0; 6])), ERRNO | 1);
+    assert_eq!(run(p.instructions(), &call("reboot", [0; 6])), KILL_PROCESS);
+    assert_eq!(
+        run(p.instructions(), &call("write", [0; 6])),
+        ERRNO | 38,
+        "unlisted → ENOSYS"
+    );
+}
+
+#[test]
+fn foreign_architectures_and_the_x32_abi_are_killed() {
+    let s = spec(json!({"defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["mount"], "action": "SCMP_ACT_ERRNO"}]}));
+    let p = compile(&s).unwrap();
+    let i386 = SeccompData {
+        nr: 1,
+        arch: 0x4000_0003,
+        ..Default::default()
+    };
+    assert_eq!(run(p.instructions(), &i386), BAD_ARCH_ACTION);
+    if cfg!(target_arch = "x86_64") {
+        // x32's getpid: the x86_64 arch value with the x32 bit in the number. Without the check
+        // a blocklist profile (default ALLOW) would let x32 calls of blocked syscalls through.
+        let x32_mount = SeccompData {
+            nr: (X32_SYSCALL_BIT | nr("mount") as u32) as i32,
+            arch: NATIVE_AUDIT_ARCH,
+            ..Default::default()
+        };
+        assert_eq!(run(p.instructions(), &x32_mount), BAD_ARCH_ACTION);
+    }
+    assert_eq!(run(p.instructions(), &call("mount", [0; 6])), ERRNO | 1);
+    assert_eq!(run(p.instructions(), &call("getpid", [0; 6])), ALLOW);
+}
+
+#[test]
+fn sixty_four_bit_argument_conditions_compare_both_words() {
+    let big = 0x1_0000_0005u64;
+    let s = spec(json!({
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "syscalls": [
+            {"names": ["read"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 1, "value": big, "op": "SCMP_CMP_EQ"}]},
+            {"names": ["write"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 2, "value": big, "op": "SCMP_CMP_GT"}]},
+            {"names": ["close"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": big, "op": "SCMP_CMP_LE"}]},
+            {"names": ["dup"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": big, "op": "SCMP_CMP_NE"}]},
+            {"names": ["dup2"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": big, "op": "SCMP_CMP_LT"}]},
+            {"names": ["dup3"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 5, "value": big, "op": "SCMP_CMP_GE"}]},
+        ]
+    }));
+    let p = compile(&s).unwrap();
+    let r = |name: &str, i: usize, v: u64| {
+        let mut a = [0; 6];
+        a[i] = v;
+        run(p.instructions(), &call(name, a)) == ALLOW
+    };
+    assert!(r("read", 1, big));
+    assert!(!r("read", 1, 5), "same low word, different high word");
+    assert!(r("write", 2, big + 1) && r("write", 2, 0x2_0000_0000));
+    assert!(!r("write", 2, big) && !r("write", 2, 0xffff_ffff));
+    assert!(r("close", 0, big) && r("close", 0, 0xffff_ffff) && !r("close", 0, big + 1));
+    assert!(r("dup", 0, 5) && !r("dup", 0, big));
+    assert!(r("dup2", 0, 0xffff_ffff) && !r("dup2", 0, big) && !r("dup2", 0, u64::MAX));
+    assert!(r("dup3", 5, big) && r("dup3", 5, u64::MAX) && !r("dup3", 5, 0xffff_ffff));
+    check_against_reference(&s, p.instructions()).unwrap();
+}
+
+#[test]
+fn masked_eq_compares_the_masked_argument_with_value_two() {
+    // clone: allow only without CLONE_NEWUSER (0x10000000) in the flags.
+    let s = spec(json!({
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "syscalls": [{"names": ["clone"], "action": "SCMP_ACT_ALLOW",
+            "args": [{"index": 0, "value": 0x1000_0000u64 | (1u64 << 40), "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}]}]
+    }));
+    let p = compile(&s).unwrap();
+    let r = |flags: u64| run(p.instructions(), &call("clone", [flags, 0, 0, 0, 0, 0]));
+    assert_eq!(r(0x11), ALLOW);
+    assert_eq!(r(0x1000_0011), ERRNO | 1);
+    assert_eq!(r(1 << 40), ERRNO | 1, "the mask's high word counts");
+    assert_eq!(r(1 << 41), ALLOW);
+    check_against_reference(&s, p.instructions()).unwrap();
+}
+
+#[test]
+fn rules_for_one_syscall_are_tried_in_order_and_and_their_conditions() {
+    // The shape of the default profile's socket rules without CAP_AUDIT_WRITE.
+    let s = spec(json!({
+        "defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 38,
+        "syscalls": [
+            {"names": ["socket"], "action": "SCMP_ACT_ERRNO", "errnoRet": 22, "args": [
+                {"index": 0, "value": 16, "op": "SCMP_CMP_EQ"}, {"index": 2, "value": 9, "op": "SCMP_CMP_EQ"}]},
+            {"names": ["socket"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 2, "value": 9, "op": "SCMP_CMP_NE"}]},
+            {"names": ["socket"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 16, "op": "SCMP_CMP_NE"}]},
+        ]
+    }));
+    let p = compile(&s).unwrap();
+    let r = |a0, a2| run(p.instructions(), &call("socket", [a0, 1, a2, 0, 0, 0]));
+    assert_eq!(r(16, 9), ERRNO | 22, "AF_NETLINK + NETLINK_AUDIT");
+    assert_eq!(r(16, 0), ALLOW);
+    assert_eq!(r(2, 9), ALLOW);
+    check_against_reference(&s, p.instructions()).unwrap();
+}
+
+#[test]
+fn programs_longer_than_256_instructions_jump_correctly_everywhere() {
+    let names: Vec<&str> = [
+        "read", "write", "openat", "close", "mmap", "futex", "getpid", "ioctl",
+    ]
+    .into_iter()
+    .collect();
+    let mut rules = vec![json!({"names": ["getppid"], "action": "SCMP_ACT_ALLOW"})];
+    // 40 argument rules of ~8 instructions each, then a big allow list: well past 256.
+    for i in 0..40u64 {
+        rules.push(json!({"names": [names[i as usize % names.len()]], "action": "SCMP_ACT_ERRNO",
+            "errnoRet": 100 + i, "args": [{"index": (i % 6), "value": (i << 33) | i, "op": "SCMP_CMP_EQ"}]}));
+    }
+    let all: Vec<String> = (0..400u32)
+        .filter_map(syscall_name)
+        .map(str::to_string)
+        .collect();
+    rules.push(json!({"names": all, "action": "SCMP_ACT_LOG"}));
+    let s = spec(json!({"defaultAction": "SCMP_ACT_KILL_PROCESS", "syscalls": rules}));
+    let p = compile(&s).unwrap();
+    assert!(
+        p.instructions().len() > 700,
+        "{} instructions",
+        p.instructions().len()
+    );
+    let n = check_against_reference(&s, p.instructions()).unwrap();
+    assert!(n > 1000, "{n} probes");
+}
+
+#[test]
+fn the_reference_check_catches_a_miscompiled_program() {
+    // Negative control: a program with one comparison turned from > into ≥ must be caught.
+    let s = spec(json!({
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "syscalls": [{"names": ["write"], "action": "SCMP_ACT_ALLOW",
+            "args": [{"index": 2, "value": 4096, "op": "SCMP_CMP_GT"}]}]
+    }));
+    let mut prog = compile(&s).unwrap().instructions().to_vec();
+    check_against_reference(&s, &prog).unwrap();
+    let i = prog.iter().rposition(|i| i.code == JMP_JGT_K).unwrap();
+    prog[i].code = JMP_JGE_K;
+    let err = check_against_reference(&s, &prog).unwrap_err();
+    assert!(err.contains("args"), "{err}");
+}
+
+#[test]
+fn unknown_names_are_skipped_and_reported_and_unsupported_features_are_errors() {
+    let s = spec(json!({"defaultAction": "SCMP_ACT_ERRNO",
+        "syscalls": [{"names": ["getpid", "s390_runtime_instr", "getpdi"], "action": "SCMP_ACT_ALLOW"}]}));
+    let p = compile(&s).unwrap();
+    assert_eq!(p.unknown_names(), ["s390_runtime_instr", "getpdi"]);
+    assert_eq!(run(p.instructions(), &call("getpid", [0; 6])), ALLOW);
+
+    let notify = spec(json!({"defaultAction": "SCMP_ACT_NOTIFY"}));
+    assert!(
+        compile(&notify)
+            .unwrap_err()
+            .to_string()
+            .contains("SCMP_ACT_NOTIFY")
+    );
+    let bad_index = spec(
+        json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["read"],
+        "action": "SCMP_ACT_ERRNO", "args": [{"index": 6, "value": 0, "op": "SCMP_CMP_EQ"}]}]}),
+    );
+    let e = compile(&bad_index).unwrap_err().to_string();
+    assert!(e.contains("syscalls[0]") && e.contains("index 6"), "{e}");
+    let errno_on_allow = spec(
+        json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["read"],
+        "action": "SCMP_ACT_ALLOW", "errnoRet": 1}]}),
+    );
+    assert!(
+        compile(&errno_on_allow)
+            .unwrap_err()
+            .to_string()
+            .contains("errnoRet")
+    );
+    let flags = spec(
+        json!({"defaultAction": "SCMP_ACT_ALLOW", "flags": ["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW"]}),
+    );
+    assert_eq!(compile(&flags).unwrap().flags(), 2 | 4);
+}
+
+// === the default profile ===
+
+#[test]
+fn default_profile_with_default_caps_blocks_what_podman_blocks() {
+    let s = default_profile(&caps(DEFAULT_CAPABILITIES));
+    assert_eq!(s.default_errno_ret(), Some(38));
+    let p = compile(&s).unwrap();
+    let r = |name: &str, args: [u64; 6]| run(p.instructions(), &call(name, args));
+    assert_eq!(r("read", [0; 6]), ALLOW);
+    assert_eq!(
+        r("mount", [0; 6]),
+        ALLOW,
+        "allowed by the profile; the missing CAP_SYS_ADMIN refuses it"
+    );
+    assert_eq!(r("bpf", [0; 6]), ERRNO | 1);
+    assert_eq!(
+        r("setns", [0; 6]),
+        ALLOW,
+        "the allow list names setns before the CAP_SYS_ADMIN rule"
+    );
+    assert_eq!(
+        r("chroot", [0; 6]),
+        ALLOW,
+        "CAP_SYS_CHROOT is in the default set"
+    );
+    assert_eq!(r("kexec_load", [0; 6]), ERRNO | 1);
+    assert_eq!(r("personality", [0xffff_ffff, 0, 0, 0, 0, 0]), ALLOW);
+    assert_eq!(r("personality", [5, 0, 0, 0, 0, 0]), ERRNO | 38);
+    assert_eq!(r("socket", [16, 3, 9, 0, 0, 0]), ERRNO | 22);
+    assert_eq!(r("socket", [2, 1, 0, 0, 0, 0]), ALLOW);
+    if cfg!(target_arch = "x86_64") {
+        assert_eq!(r("arch_prctl", [0; 6]), ALLOW, "an amd64-only rule");
+        assert_eq!(r("_sysctl", [0; 6]), ERRNO | 38, "not in the profile");
+    }
+    check_against_reference(&s, p.instructions()).unwrap();
+    assert!(p.instructions().len() > 256);
+}
+
+#[test]
+fn capabilities_switch_the_conditional_rules() {
+    let with_admin = default_profile(&caps(&["CAP_SYS_ADMIN", "CAP_AUDIT_WRITE"]));
+    let p = compile(&with_admin).unwrap();
+    assert_eq!(run(p.instructions(), &call("bpf", [0; 6])), ALLOW);
+    assert_eq!(
+        run(p.instructions(), &call("socket", [16, 3, 9, 0, 0, 0])),
+        ALLOW
+    );
+    assert_eq!(
+        run(p.instructions(), &call("chroot", [0; 6])),
+        ERRNO | 1,
+        "no CAP_SYS_CHROOT"
+    );
+    check_against_reference(&with_admin, p.instructions()).unwrap();
+}
+
+// === our table against Debian's seccomp.json ===
+
+const DEBIAN_PROFILE: &str = "/usr/share/containers/seccomp.json";
+
+/// Our table as the JSON the file would hold (minus comments), for comparison.
+fn ours_as_json(rules: &[ProfileRule]) -> Value {
+    let cond = |c: &super::profile::Cond| {
+        let mut m = serde_json::Map::new();
+        if !c.caps.is_empty() {
+            m.insert("caps".into(), json!(c.caps));
+        }
+        if !c.arches.is_empty() {
+            m.insert("arches".into(), json!(c.arches));
+        }
+        Value::Object(m)
+    };
+    let errno_name = |e: u32| match e {
+        1 => "EPERM",
+        22 => "EINVAL",
+        38 => "ENOSYS",
+        _ => "?",
+    };
+    let syscalls: Vec<Value> = rules
+        .iter()
+        .map(|r| {
+            let mut v = json!({
+                "names": r.names,
+                "action": if r.action == Act::Allow { "SCMP_ACT_ALLOW" } else { "SCMP_ACT_ERRNO" },
+                "args": r.args.iter().map(|a| json!({"index": a.index, "value": a.value, "valueTwo": 0,
+                    "op": if a.op == Op::Eq { "SCMP_CMP_EQ" } else { "SCMP_CMP_NE" }})).collect::<Vec<_>>(),
+                "includes": cond(&r.includes),
+                "excludes": cond(&r.excludes),
+            });
+            if let Act::Errno(e) = r.action {
+                v["errnoRet"] = json!(e);
+                v["errno"] = json!(errno_name(e));
+            }
+            v
+        })
+        .collect();
+    json!({
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "defaultErrnoRet": super::profile::DEFAULT_ERRNO,
+        "defaultErrno": "ENOSYS",
+        "archMap": ARCH_MAP.iter().map(|(a, s)| json!({"architecture": a, "subArchitectures": s})).collect::<Vec<_>>(),
+        "syscalls": syscalls,
+    })
+}
+
+/// The file with what carries no meaning normalised: empty comments dropped, `"args": null`
+/// as `[]`. Any other key stays, so a condition we do not model (`minKernel`) shows up.
+fn normalise_file(mut v: Value) -> Value {
+    for sc in v["syscalls"].as_array_mut().expect("syscalls array") {
+        let o = sc.as_object_mut().expect("rule object");
+        if o.get("comment").is_some_and(|c| c == "") {
+            o.remove("comment");
+        }
+        if o.get("args").is_none_or(Value::is_null) {
+            o.insert("args".into(), json!([]));
+        }
+        for k in ["includes", "excludes"] {
+            o.entry(k).or_insert_with(|| json!({}));
+        }
+    }
+    v
+}
+
+/// The first difference between our table and the file, rule by rule.
+fn compare_with_file(rules: &[ProfileRule], file: &Value) -> Result<(), String> {
+    let ours = ours_as_json(rules);
+    let theirs = normalise_file(file.clone());
+    for k in [
+        "defaultAction",
+        "defaultErrnoRet",
+        "defaultErrno",
+        "archMap",
+    ] {
+        if ours[k] != theirs[k] {
+            return Err(format!("{k}: ours {} file {}", ours[k], theirs[k]));
+        }
+    }
+    let (a, b) = (
+        ours["syscalls"].as_array().unwrap(),
+        theirs["syscalls"].as_array().unwrap(),
+    );
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        if x != y {
+            return Err(format!("syscalls[{i}]: ours {x} file {y}"));
+        }
+    }
+    if a.len() != b.len() {
+        return Err(format!("ours has {} rules, the file {}", a.len(), b.len()));
+    }
+    let keys: Vec<&String> = theirs
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|k| ours.get(k.as_str()).is_none())
+        .collect();
+    if !keys.is_empty() {
+        return Err(format!(
+            "the file has top-level keys we do not model: {keys:?}"
+        ));
+    }
+    Ok(())
+}
+
+fn debian_profile() -> Option<Value> {
+    match std::fs::read_to_string(DEBIAN_PROFILE) {
+        Ok(text) => Some(serde_json::from_str(&text).expect("the Debian profile is JSON")),
+        Err(e) => {
+            assert!(
+                std::env::var("DROVER_REQUIRE_PEERS").as_deref() != Ok("1"),
+                "{DEBIAN_PROFILE}: {e} (install golang-github-containers-common)"
+            );
+            eprintln!(
+                "skipped: {DEBIAN_PROFILE} is missing ({e}); install golang-github-containers-common"
+            );
+            None
+        }
+    }
+}
+
+#[test]
+fn default_profile_rules_equal_debians_containers_common_seccomp_json() {
+    let Some(file) = debian_profile() else { return };
+    compare_with_file(RULES, &file).unwrap();
+}
+
+#[test]
+fn the_profile_comparison_catches_altered_rules() {
+    let Some(file) = debian_profile() else { return };
+    // Negative controls: one name dropped, one errno changed, one condition removed.
+    let mut dropped = RULES.to_vec();
+    dropped[1].names = &dropped[1].names[1..];
+    assert!(
+        compare_with_file(&dropped, &file)
+            .unwrap_err()
+            .contains("syscalls[1]")
+    );
+    let mut errno = RULES.to_vec();
+    errno[0].action = Act::Errno(13);
+    assert!(
+        compare_with_file(&errno, &file)
+            .unwrap_err()
+            .contains("syscalls[0]")
+    );
+    let mut cond = RULES.to_vec();
+    let i = cond
+        .iter()
+        .position(|r| !r.excludes.caps.is_empty())
+        .unwrap();
+    cond[i].excludes.caps = &[];
+    assert!(
+        compare_with_file(&cond, &file)
+            .unwrap_err()
+            .contains(&format!("syscalls[{i}]"))
+    );
+    let mut shorter = RULES.to_vec();
+    shorter.pop();
+    assert!(
+        compare_with_file(&shorter, &file)
+            .unwrap_err()
+            .contains("rules")
+    );
+    // A condition kind we do not model must not pass unnoticed either.
+    let mut extra = file.clone();
+    extra["syscalls"][3]["includes"]["minKernel"] = json!("4.8");
+    assert!(
+        compare_with_file(RULES, &extra)
+            .unwrap_err()
+            .contains("syscalls[3]")
+    );
+}
