@@ -1,8 +1,8 @@
 //! The closed set of backends, as one type.
 
 use crate::{
-    Bytes, Error, KeyValue, MemStore, RangeRequest, RangeResponse, Revision, SqliteStore, Store,
-    StoreStats, WatchStream,
+    Bytes, Error, EtcdStore, KeyValue, MemStore, RangeRequest, RangeResponse, Revision,
+    SqliteStore, Store, StoreStats, WatchStream,
 };
 
 /// Any of Drover's store backends. The API server holds this, so choosing a backend is a
@@ -13,6 +13,25 @@ pub enum AnyStore {
     Mem(MemStore),
     /// One SQLite file; the embedded default.
     Sqlite(SqliteStore),
+    /// An external etcd cluster.
+    Etcd(EtcdStore),
+}
+
+impl AnyStore {
+    /// Whether the backend can serve requests now; `Err` says why (for `/readyz/etcd`). The
+    /// embedded backends are always ready while open.
+    pub fn health(&self) -> Result<(), String> {
+        match self {
+            AnyStore::Mem(_) | AnyStore::Sqlite(_) => Ok(()),
+            AnyStore::Etcd(s) => s.health(),
+        }
+    }
+}
+
+impl From<EtcdStore> for AnyStore {
+    fn from(store: EtcdStore) -> Self {
+        AnyStore::Etcd(store)
+    }
 }
 
 impl From<MemStore> for AnyStore {
@@ -33,6 +52,7 @@ macro_rules! delegate {
         match $self {
             AnyStore::Mem($store) => $call,
             AnyStore::Sqlite($store) => $call,
+            AnyStore::Etcd($store) => $call,
         }
     };
 }

@@ -9,12 +9,13 @@
 //! The API server is the only client. It maps `metadata.resourceVersion` to `mod_revision`.
 //!
 //! Backends are a closed set ([`AnyStore`]): [`MemStore`] for tests, [`SqliteStore`] as the
-//! embedded default, and (later) etcd. All of them pass the same conformance suite
-//! ([`conformance`]).
+//! embedded default, and [`EtcdStore`] for an external etcd cluster. All of them pass the same
+//! conformance suite ([`conformance`]).
 
 mod any;
 pub mod conformance;
 mod error;
+mod etcd;
 mod mem;
 mod sqlite;
 mod types;
@@ -22,6 +23,7 @@ mod watch;
 
 pub use any::AnyStore;
 pub use error::Error;
+pub use etcd::{EtcdConfig, EtcdStore};
 pub use mem::{MemConfig, MemStore};
 pub use sqlite::{SqliteConfig, SqliteStore};
 pub use types::*;
