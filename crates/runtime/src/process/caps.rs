@@ -179,7 +179,7 @@ impl Sets {
         Ok(sets)
     }
 
-    /// The kernel's rules: effective ⊆ permitted, ambient ⊆ permitted ∩ inheritable.
+    /// The kernel's rule for `capset`: effective ⊆ permitted.
     pub fn check(&self) -> anyhow::Result<()> {
         let extra = CapSet(self.effective.0 & !self.permitted.0);
         if extra.0 != 0 {
@@ -189,15 +189,17 @@ impl Sets {
                 extra.names().join(", ")
             );
         }
-        let extra = CapSet(self.ambient.0 & !(self.permitted.0 & self.inheritable.0));
-        if extra.0 != 0 {
-            bail!(
-                "process.capabilities.ambient has {} which is not in both the permitted and the \
-                 inheritable sets; the kernel only raises ambient capabilities that are in both",
-                extra.names().join(", ")
-            );
-        }
         Ok(())
+    }
+
+    /// Remove the ambient capabilities the kernel would refuse to raise (those not in both the
+    /// permitted and the inheritable set) and return them. runc's own `runc spec` lists ambient
+    /// capabilities without inheritable ones; runc and crun accept that and the kernel simply
+    /// does not raise them, so Drover does the same, with a warning.
+    pub fn trim_ambient(&mut self) -> CapSet {
+        let dropped = CapSet(self.ambient.0 & !(self.permitted.0 & self.inheritable.0));
+        self.ambient.0 &= !dropped.0;
+        dropped
     }
 
     /// Every set limited to capabilities `0..=last_cap` (the running kernel's
@@ -320,20 +322,17 @@ mod tests {
             "{msg}"
         );
 
-        let amb = CapSet::from_names(["CAP_KILL"], "a").unwrap();
-        let bad = Sets {
+        let amb = CapSet::from_names(["CAP_KILL", "CAP_CHOWN"], "a").unwrap();
+        let kill = CapSet::from_names(["CAP_KILL"], "i").unwrap();
+        let mut runc_spec = Sets {
             permitted: perm,
+            inheritable: kill,
             ambient: amb,
             ..Sets::default()
         };
-        assert!(format!("{:#}", bad.check().unwrap_err()).contains("ambient"));
-        let good = Sets {
-            permitted: perm,
-            inheritable: amb,
-            ambient: amb,
-            ..Sets::default()
-        };
-        good.check().unwrap();
+        runc_spec.check().unwrap();
+        assert_eq!(runc_spec.trim_ambient().names(), ["CAP_CHOWN"]);
+        assert_eq!(runc_spec.ambient, kill);
     }
 
     #[test]

@@ -230,7 +230,15 @@ pub fn prepare_with(process: &Process, opts: &Options, host: &Host) -> anyhow::R
     let cwd = CString::new(cwd.as_os_str().as_bytes())
         .with_context(|| format!("process.cwd {cwd:?} has a NUL byte"))?;
 
-    let caps = Sets::from_spec(process.capabilities().as_ref())?.limit_to(host.last_cap);
+    let mut caps = Sets::from_spec(process.capabilities().as_ref())?.limit_to(host.last_cap);
+    let dropped = caps.trim_ambient();
+    if dropped.0 != 0 {
+        warnings.push(format!(
+            "process.capabilities.ambient {} not raised: an ambient capability must also be in \
+             the permitted and inheritable sets",
+            dropped.names().join(", ")
+        ));
+    }
 
     Ok(Plan {
         rlimits: limits,

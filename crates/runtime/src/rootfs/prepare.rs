@@ -99,11 +99,14 @@ pub fn prepare(spec: &Spec, opts: &Options<'_>) -> anyhow::Result<Plan> {
     let mut ops = Vec::new();
     let mut descriptions = Vec::new();
     let mounts = with_dev_defaults(spec.mounts().clone().unwrap_or_default(), opts, namespaces);
-    let dev_mount = mounts.iter().find(|m| same_path(m.destination(), "/dev"));
+    let dev_mount = mounts
+        .iter()
+        .map(|(_, m)| m)
+        .find(|m| same_path(m.destination(), "/dev"));
     let setup_dev = !dev_mount.is_some_and(is_bind);
     let mut dev_read_only = false;
-    for (i, m) in mounts.iter().enumerate() {
-        let dev_ro = mount_ops(i, m, opts, namespaces, &mut ops, &mut descriptions)?;
+    for (label, m) in &mounts {
+        let dev_ro = mount_ops(label, m, opts, namespaces, &mut ops, &mut descriptions)?;
         dev_read_only |= dev_ro;
     }
 
@@ -185,30 +188,40 @@ pub fn prepare(spec: &Spec, opts: &Options<'_>) -> anyhow::Result<Plan> {
     })
 }
 
-/// The spec's mounts with runc's `/dev` set added where the spec has none: a tmpfs on `/dev`
-/// first, then devpts, `/dev/shm` and (with an IPC namespace) `/dev/mqueue` after the rest.
-fn with_dev_defaults(mut mounts: Vec<Mount>, opts: &Options<'_>, ns: Namespaces) -> Vec<Mount> {
-    let has = |mounts: &[Mount], d: &str| mounts.iter().any(|m| same_path(m.destination(), d));
+/// The spec's mounts, each with its label for messages (`mounts[3]`), with runc's `/dev` set
+/// added where the spec has none: a tmpfs on `/dev` first, then devpts, `/dev/shm` and (with an
+/// IPC namespace) `/dev/mqueue` after the rest.
+fn with_dev_defaults(
+    spec_mounts: Vec<Mount>,
+    opts: &Options<'_>,
+    ns: Namespaces,
+) -> Vec<(String, Mount)> {
+    let mut mounts: Vec<(String, Mount)> = spec_mounts
+        .into_iter()
+        .enumerate()
+        .map(|(i, m)| (format!("mounts[{i}]"), m))
+        .collect();
+    let has = |mounts: &[(String, Mount)], d: &str| {
+        mounts.iter().any(|(_, m)| same_path(m.destination(), d))
+    };
     let mk = |dest: &str, typ: &str, options: &[&str]| {
         let mut m = Mount::default();
         m.set_destination(PathBuf::from(dest));
         m.set_typ(Some(typ.to_owned()));
         m.set_source(Some(PathBuf::from(typ)));
         m.set_options(Some(options.iter().map(|s| (*s).to_owned()).collect()));
-        m
+        (format!("default mount {dest}"), m)
     };
     if !has(&mounts, "/dev") {
-        mounts.insert(
-            0,
-            mk(
-                "/dev",
-                "tmpfs",
-                &["nosuid", "strictatime", "mode=755", "size=65536k"],
-            ),
+        let dev = mk(
+            "/dev",
+            "tmpfs",
+            &["nosuid", "strictatime", "mode=755", "size=65536k"],
         );
+        mounts.insert(0, dev);
     } else if mounts
         .iter()
-        .any(|m| same_path(m.destination(), "/dev") && is_bind(m))
+        .any(|(_, m)| same_path(m.destination(), "/dev") && is_bind(m))
     {
         return mounts;
     }
@@ -226,11 +239,8 @@ fn with_dev_defaults(mut mounts: Vec<Mount>, opts: &Options<'_>, ns: Namespaces)
         mounts.push(mk("/dev/pts", "devpts", &o));
     }
     if !has(&mounts, "/dev/shm") {
-        mounts.push(mk(
-            "/dev/shm",
-            "tmpfs",
-            &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
-        ));
+        let o = ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"];
+        mounts.push(mk("/dev/shm", "tmpfs", &o));
     }
     if ns.ipc && !has(&mounts, "/dev/mqueue") {
         mounts.push(mk("/dev/mqueue", "mqueue", &["nosuid", "noexec", "nodev"]));
@@ -268,7 +278,7 @@ fn normalize(p: &Path) -> PathBuf {
 /// The ops of mount `i`; returns whether it is a read-only `/dev` (made read-only only after
 /// the nodes are in it, as runc).
 fn mount_ops(
-    i: usize,
+    label: &str,
     m: &Mount,
     opts: &Options<'_>,
     ns: Namespaces,
@@ -277,7 +287,7 @@ fn mount_ops(
 ) -> anyhow::Result<bool> {
     let typ = m.typ().as_deref().unwrap_or("");
     let dest_norm = normalize(m.destination());
-    let what = format!("mounts[{i}] ({typ} on {})", m.destination().display());
+    let what = format!("{label} ({typ} on {})", m.destination().display());
     let target = InRootPath::new(m.destination(), &format!("{what} destination"))?;
     let parsed = options::parse(m.options().iter().flatten().map(String::as_str), &what)?;
     check_proc_destination(&dest_norm, typ, &what)?;
@@ -488,11 +498,14 @@ fn sysctl_path(key: &str, ns: Namespaces) -> anyhow::Result<String> {
     {
         bail!("linux.sysctl key {key:?} is not a sysctl name");
     }
-    let allowed = if IPC.contains(&key) || key.starts_with("fs.mqueue.") {
+    // Classify by the dotted form; only the leading components matter.
+    let dotted = key.replace('/', ".");
+    let key_d = dotted.as_str();
+    let allowed = if IPC.contains(&key_d) || key_d.starts_with("fs.mqueue.") {
         ns.ipc
-    } else if key.starts_with("net.") {
+    } else if key_d.starts_with("net.") {
         ns.net
-    } else if key == "kernel.hostname" || key == "kernel.domainname" {
+    } else if key_d == "kernel.hostname" || key_d == "kernel.domainname" {
         ns.uts
     } else {
         false
@@ -615,11 +628,12 @@ mod tests {
         let m = with_dev_defaults(Vec::new(), &opts, ns(true, false, false));
         let dests: Vec<_> = m
             .iter()
-            .map(|m| m.destination().display().to_string())
+            .map(|(_, m)| m.destination().display().to_string())
             .collect();
         assert_eq!(dests, ["/dev", "/dev/pts", "/dev/shm", "/dev/mqueue"]);
         assert!(
-            m[1].options()
+            m[1].1
+                .options()
                 .as_ref()
                 .unwrap()
                 .contains(&"gid=5".to_owned())
@@ -633,6 +647,7 @@ mod tests {
         assert_eq!(m.len(), 3, "no mqueue without an IPC namespace");
         assert!(
             !m[1]
+                .1
                 .options()
                 .as_ref()
                 .unwrap()
