@@ -1,0 +1,305 @@
+//! Real cgroups on this host (root only): limits read back from cgroupfs, processes added and
+//! listed, an OOM kill told apart from an outside `kill -9`, a pids limit that makes fork fail,
+//! and removal of exactly what was created. Everything is named `drover-test-*` and removed by
+//! a guard, also when an assertion fails.
+
+use std::io::{Read, Write as _};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use drover_runtime::cgroups::{Cgroup, CgroupLayout, LayoutKind, detect};
+use oci_spec::runtime::LinuxResources;
+
+fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+macro_rules! require_root {
+    () => {
+        if !is_root() {
+            eprintln!("skipped: needs root (cgroupfs writes)");
+            return;
+        }
+    };
+}
+
+/// Removes the cgroup (and kills what is left in it) when the test ends, however it ends.
+struct Guard {
+    cg: Cgroup,
+    children: Vec<Child>,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = self.cg.kill_all(libc::SIGKILL);
+        let _ = self.cg.destroy();
+    }
+}
+
+fn name(test: &str) -> String {
+    format!("/drover-test-{}-{test}", std::process::id())
+}
+
+fn resources(json: &str) -> LinuxResources {
+    serde_json::from_str(json).unwrap()
+}
+
+fn read(cg: &Cgroup, controller: &str, file: &str) -> String {
+    let d = cg
+        .dirs
+        .iter()
+        .find(|d| match &d.hierarchy {
+            drover_runtime::cgroups::Hierarchy::V1(c) => c.iter().any(|x| x == controller),
+            drover_runtime::cgroups::Hierarchy::Unified(_) => controller == "unified",
+        })
+        .unwrap_or_else(|| panic!("no {controller} directory"));
+    std::fs::read_to_string(d.path.join(file))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// A `sh -c script` that waits for a line on stdin before running `script`, so it can be put
+/// into the cgroup first.
+fn held_shell(script: &str) -> Child {
+    Command::new("/bin/sh")
+        .arg("-c")
+        .arg(format!("read go; {script}"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn release(c: &mut Child) {
+    c.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
+}
+
+fn wait_with_timeout(c: &mut Child, what: &str) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(s) = c.try_wait().unwrap() {
+            return s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{what} did not end in 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn layout() -> CgroupLayout {
+    detect().expect("cgroup layout of this host")
+}
+
+#[test]
+fn limits_are_written_and_read_back_and_a_process_is_added_and_listed() {
+    require_root!();
+    let l = layout();
+    let path = name("limits");
+    let r = resources(
+        r#"{"memory":{"limit":67108864,"reservation":33554432},
+            "cpu":{"shares":512,"quota":50000,"period":100000},
+            "pids":{"limit":50},
+            "devices":[{"allow":false,"access":"rwm"}]}"#,
+    );
+    let cg = Cgroup::create(&l, &path, Some(&r)).unwrap();
+    let mut g = Guard {
+        cg: cg.clone(),
+        children: vec![],
+    };
+    if l.kind != LayoutKind::V2 {
+        assert_eq!(read(&cg, "memory", "memory.limit_in_bytes"), "67108864");
+        assert_eq!(
+            read(&cg, "memory", "memory.soft_limit_in_bytes"),
+            "33554432"
+        );
+        assert_eq!(read(&cg, "cpu", "cpu.shares"), "512");
+        assert_eq!(read(&cg, "cpu", "cpu.cfs_quota_us"), "50000");
+        assert_eq!(read(&cg, "cpu", "cpu.cfs_period_us"), "100000");
+        assert_eq!(read(&cg, "pids", "pids.max"), "50");
+        let devices = read(&cg, "devices", "devices.list");
+        assert!(
+            devices.contains("c 1:3 rwm") && devices.contains("c 136:* rwm"),
+            "{devices}"
+        );
+        assert!(
+            !devices.contains("a *:* rwm"),
+            "deny-all took effect: {devices}"
+        );
+    }
+
+    let child = Command::new("/bin/sleep").arg("30").spawn().unwrap();
+    let pid = child.id() as i32;
+    g.children.push(child);
+    cg.add_pid(pid).unwrap();
+    assert_eq!(cg.pids().unwrap(), [pid]);
+    if l.kind == LayoutKind::Hybrid {
+        // Hybrid: the process also joined the unified hierarchy's matching path.
+        assert_eq!(read(&cg, "unified", "cgroup.procs"), pid.to_string());
+    }
+    let s = cg.stats().unwrap();
+    assert_eq!(s.pids_current, Some(1));
+    let (usage, ws) = (s.memory_usage.unwrap(), s.memory_working_set.unwrap());
+    assert!(ws <= usage, "working set {ws} above usage {usage}");
+    assert!(s.cpu_usage_ns.is_some());
+
+    // Updating raises the memory limit on the running container.
+    cg.update(&resources(
+        r#"{"memory":{"limit":134217728},"pids":{"limit":60}}"#,
+    ))
+    .unwrap();
+    if l.kind != LayoutKind::V2 {
+        assert_eq!(read(&cg, "memory", "memory.limit_in_bytes"), "134217728");
+        assert_eq!(read(&cg, "pids", "pids.max"), "60");
+    }
+
+    // kill --all: the process dies, the cgroup empties, destroy removes every directory.
+    cg.kill_all(libc::SIGKILL).unwrap();
+    let status = wait_with_timeout(&mut g.children[0], "sleep after kill_all");
+    assert!(!status.success());
+    cg.destroy().unwrap();
+    for d in &cg.dirs {
+        assert!(!d.path.exists(), "{} left behind", d.path.display());
+    }
+    assert!(!cg.oom_killed().is_ok_and(|k| k), "no OOM here");
+}
+
+#[test]
+fn an_oom_kill_is_reported_and_an_outside_kill_9_is_not() {
+    require_root!();
+    let l = layout();
+    let limit = r#"{"memory":{"limit":16777216,"swap":16777216}}"#;
+    let hog = Cgroup::create(&l, &name("oom"), Some(&resources(limit))).unwrap();
+    let mut hog_guard = Guard {
+        cg: hog.clone(),
+        children: vec![],
+    };
+    // Doubling a shell string passes 16 MiB within a few rounds.
+    let mut c = held_shell("x=aaaaaaaaaaaaaaaa; while :; do x=\"$x$x\"; done");
+    hog.add_pid(c.id() as i32).unwrap();
+    release(&mut c);
+    let status = wait_with_timeout(&mut c, "the memory hog");
+    hog_guard.children.push(c);
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(libc::SIGKILL), "{status:?}");
+    assert!(hog.oom_killed().unwrap(), "the OOM killer's count went up");
+    assert!(hog.oom_kill_count().unwrap().unwrap() >= 1);
+
+    // Negative control: a SIGKILL from outside, in another cgroup, is not an OOM kill.
+    let other = Cgroup::create(&l, &name("kill9"), Some(&resources(limit))).unwrap();
+    let mut other_guard = Guard {
+        cg: other.clone(),
+        children: vec![],
+    };
+    let mut s = Command::new("/bin/sleep").arg("30").spawn().unwrap();
+    other.add_pid(s.id() as i32).unwrap();
+    s.kill().unwrap();
+    let status = wait_with_timeout(&mut s, "sleep after kill -9");
+    other_guard.children.push(s);
+    assert_eq!(status.signal(), Some(libc::SIGKILL));
+    assert!(
+        !other.oom_killed().unwrap(),
+        "kill -9 from outside counted as OOM"
+    );
+}
+
+#[test]
+fn a_pids_limit_makes_fork_fail() {
+    require_root!();
+    let l = layout();
+    let run = |limit: i64, test: &str| -> (String, String) {
+        let r = resources(&format!(r#"{{"pids":{{"limit":{limit}}}}}"#));
+        let cg = Cgroup::create(&l, &name(test), Some(&r)).unwrap();
+        let mut g = Guard {
+            cg: cg.clone(),
+            children: vec![],
+        };
+        let mut c = held_shell("/bin/true && echo forked");
+        cg.add_pid(c.id() as i32).unwrap();
+        release(&mut c);
+        wait_with_timeout(&mut c, "the forking shell");
+        let (mut out, mut err) = (String::new(), String::new());
+        c.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+        c.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+        g.children.push(c);
+        (out, err)
+    };
+    let (out, err) = run(1, "pids1");
+    assert!(
+        !out.contains("forked"),
+        "fork succeeded under pids.max=1: {out}"
+    );
+    assert!(err.to_lowercase().contains("fork"), "stderr: {err}");
+    // Control: the same shell forks fine with room to spare.
+    let (out, _) = run(10, "pids10");
+    assert!(out.contains("forked"), "{out}");
+}
+
+#[test]
+fn destroy_removes_only_what_create_made() {
+    require_root!();
+    let l = layout();
+    let parent = name("parent");
+    // The test makes the parent itself in every hierarchy; create() adds only the leaf.
+    let pre = Cgroup::create(&l, &parent, None).unwrap();
+    let _pre_guard = Guard {
+        cg: pre.clone(),
+        children: vec![],
+    };
+    let leaf = Cgroup::create(&l, &format!("{parent}/leaf"), None).unwrap();
+    assert!(leaf.dirs.iter().all(|d| d.created == 1), "{:?}", leaf.dirs);
+    // A cgroup opened rather than created removes nothing.
+    let opened = Cgroup::open(&l, &format!("{parent}/leaf")).unwrap();
+    opened.destroy().unwrap();
+    assert!(leaf.dirs.iter().all(|d| d.path.exists()));
+    // Through the state file and back, as `delete` will do it.
+    let state = serde_json::to_string(&leaf).unwrap();
+    let back: Cgroup = serde_json::from_str(&state).unwrap();
+    back.destroy().unwrap();
+    for (l, p) in leaf.dirs.iter().zip(&pre.dirs) {
+        assert!(!l.path.exists(), "{} left behind", l.path.display());
+        assert!(
+            p.path.exists(),
+            "{} (not ours) was removed",
+            p.path.display()
+        );
+    }
+}
+
+#[test]
+fn a_relative_path_lands_under_our_own_cgroup_and_bad_paths_are_refused() {
+    require_root!();
+    let l = layout();
+    let rel = format!("drover-test-{}-rel", std::process::id());
+    let cg = Cgroup::create(&l, &rel, None).unwrap();
+    let _g = Guard {
+        cg: cg.clone(),
+        children: vec![],
+    };
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    let mem_own = own
+        .lines()
+        .find_map(|line| line.split_once(":memory:").map(|(_, p)| p.to_string()));
+    if let Some(mem_own) = mem_own {
+        let d = cg
+            .dirs
+            .iter()
+            .find(|d| d.path.starts_with("/sys/fs/cgroup/memory"))
+            .unwrap();
+        let expect = PathBuf::from("/sys/fs/cgroup/memory")
+            .join(mem_own.trim_start_matches('/'))
+            .join(&rel);
+        assert_eq!(d.path, expect);
+        assert!(d.path.is_dir());
+    }
+    let e = Cgroup::create(&l, "machine.slice:drover:x", None).unwrap_err();
+    assert!(e.to_string().contains("not supported"), "{e}");
+}
