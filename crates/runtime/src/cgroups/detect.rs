@@ -213,13 +213,16 @@ fn parse_mountinfo_line(line: &str) -> Option<MountLine> {
     let root = l.next()?;
     let mount_point = l.next()?;
     let _opts = l.next()?;
-    if !device.contains(':') || !root.starts_with('/') || !mount_point.starts_with('/') {
-        return None;
-    }
     let mut r = right.split(' ');
     let fstype = r.next()?;
     let _source = r.next()?;
     let super_options = r.next()?;
+    // Only cgroup mounts must have a path as their root: nsfs mounts (`ip netns add`) show
+    // `net:[4026532177]` there.
+    let root_ok = root.starts_with('/') || !fstype.starts_with("cgroup");
+    if !device.contains(':') || !root_ok || !mount_point.starts_with('/') {
+        return None;
+    }
     Some(MountLine {
         device: device.to_string(),
         root: unescape(root),
