@@ -291,7 +291,7 @@ impl Extractor<'_> {
                         path: shown.clone(),
                         target: target_shown.clone(),
                     })?;
-                let tparent = self.existing_parents(tparents, &shown)?;
+                let tparent = self.existing_parents(tparents, &shown, &target_shown)?;
                 let target = tparent.join(tname);
                 match fs::symlink_metadata(&target) {
                     Ok(m) if !m.is_dir() => {}
@@ -398,21 +398,29 @@ impl Extractor<'_> {
         Ok(cur)
     }
 
-    /// Like `ensure_parents` but creates nothing (hard-link targets must already exist).
+    /// Like `ensure_parents` but creates nothing (hard-link targets must already exist in
+    /// this layer); a symlinked parent is an escape, a missing one a bad link target.
     fn existing_parents(
         &self,
         parents: &[std::ffi::OsString],
         shown: &str,
+        target: &str,
     ) -> Result<PathBuf, UnpackError> {
         let mut cur = self.root.to_path_buf();
         for c in parents {
             cur.push(c);
             match fs::symlink_metadata(&cur) {
                 Ok(m) if m.is_dir() => {}
-                _ => {
+                Ok(_) => {
                     return Err(UnpackError::Escape {
                         path: shown.to_owned(),
-                        reason: "the hard link target's parent is not a directory of this layer",
+                        reason: "the hard link target's parent is a symlink or not a directory",
+                    });
+                }
+                Err(_) => {
+                    return Err(UnpackError::LinkTarget {
+                        path: shown.to_owned(),
+                        target: target.to_owned(),
                     });
                 }
             }
