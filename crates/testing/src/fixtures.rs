@@ -1,0 +1,560 @@
+//! The catalogue of fixture images: stand-ins with the seed's image names, and the special
+//! images the image store's tests need. Every image starts with the same busybox base layer.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::BuildError;
+use crate::layer::LayerBuilder;
+use crate::layout::{Content, Healthcheck, Image, ImageConfig, LayoutWriter, Platform, Written};
+use crate::rootfs;
+
+mod servers;
+pub use servers::PG_MAJOR;
+
+/// `PATH` of every fixture image (the official images' value).
+pub const PATH_ENV: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// `/etc/passwd` of the base layer.
+pub const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\n\
+www-data:x:33:33:www-data:/var/www:/bin/sh\n\
+nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n";
+
+/// `/etc/group` of the base layer: `www-data` is also in `adm` (4) and `users` (100), so a
+/// runtime resolving `-u www-data` must report groups 33, 4 and 100.
+pub const GROUP: &str = "root:x:0:\n\
+adm:x:4:www-data\n\
+www-data:x:33:\n\
+users:x:100:www-data\n\
+nogroup:x:65534:\n";
+
+/// A fixture image: its reference (as the seed writes it) and how to build it.
+#[derive(Debug)]
+pub struct Fixture {
+    /// The image reference as a manifest names it, e.g. `nginx:1.27-alpine`.
+    pub reference: &'static str,
+    /// Repository path inside a registry (mirror), e.g. `library/nginx` or `myorg/web`.
+    pub repository: &'static str,
+    /// The tag.
+    pub tag: &'static str,
+    /// One line on what the stand-in is.
+    pub summary: &'static str,
+    build: fn() -> Result<Content, BuildError>,
+}
+
+/// Every fixture, in build order.
+pub fn all() -> &'static [Fixture] {
+    FIXTURES
+}
+
+static FIXTURES: &[Fixture] = &[
+    Fixture {
+        reference: "busybox:latest",
+        repository: "library/busybox",
+        tag: "latest",
+        summary: "busybox-static with applet links in /bin; users root, www-data (groups adm, users), nobody",
+        build: busybox,
+    },
+    Fixture {
+        reference: "nginx:1.27-alpine",
+        repository: "library/nginx",
+        tag: "1.27-alpine",
+        summary: "busybox httpd serving / and /healthz on port 80; StopSignal SIGQUIT like nginx",
+        build: nginx,
+    },
+    Fixture {
+        reference: "ghcr.io/myorg/web:v1.4.2",
+        repository: "myorg/web",
+        tag: "v1.4.2",
+        summary: "web app on port 80: / answers `web v1.4.2 host=<hostname>`, /healthz, /version",
+        build: web_v142,
+    },
+    Fixture {
+        reference: "ghcr.io/myorg/web:v1.4.3",
+        repository: "myorg/web",
+        tag: "v1.4.3",
+        summary: "the same web app, version v1.4.3 (the seed's rollout target)",
+        build: web_v143,
+    },
+    Fixture {
+        reference: "redis:7-alpine",
+        repository: "library/redis",
+        tag: "7-alpine",
+        summary: "Debian's redis-server and redis-cli with their libraries; port 6379, runs as redis",
+        build: servers::redis,
+    },
+    Fixture {
+        reference: "postgres:16-alpine",
+        repository: "library/postgres",
+        tag: "16-alpine",
+        summary: "Debian's PostgreSQL server binaries; entrypoint runs initdb honouring POSTGRES_*; port 5432",
+        build: servers::postgres,
+    },
+    Fixture {
+        reference: "drover-fixtures/layers:v1",
+        repository: "drover-fixtures/layers",
+        tag: "v1",
+        summary: "three layers: files, then a whiteout, a directory whiteout and an opaque directory",
+        build: layers,
+    },
+    Fixture {
+        reference: "drover-fixtures/multiarch:v1",
+        repository: "drover-fixtures/multiarch",
+        tag: "v1",
+        summary: "an image index with linux/amd64 and linux/arm64 manifests (/etc/drover-arch says which)",
+        build: multiarch,
+    },
+    Fixture {
+        reference: "drover-fixtures/config:v1",
+        repository: "drover-fixtures/config",
+        tag: "v1",
+        summary: "config with Healthcheck, User, WorkingDir, Env, Entrypoint+Cmd, ExposedPorts, Volumes, Labels",
+        build: config,
+    },
+];
+
+/// Splits a reference into (registry host, repository, tag) the way Docker does: a first
+/// component with a `.` or `:` (or `localhost`) is a host, Docker Hub names get `library/`,
+/// a missing tag is `latest`.
+pub fn parse_reference(reference: &str) -> (String, String, String) {
+    let (name, tag) = match reference.rsplit_once(':') {
+        Some((n, t)) if !t.contains('/') => (n, t),
+        _ => (reference, "latest"),
+    };
+    let (host, path) = match name.split_once('/') {
+        Some((h, rest)) if h.contains('.') || h.contains(':') || h == "localhost" => (h, rest),
+        _ => ("docker.io", name),
+    };
+    let path = if host == "docker.io" && !path.contains('/') {
+        format!("library/{path}")
+    } else {
+        path.to_string()
+    };
+    (host.to_string(), path, tag.to_string())
+}
+
+/// The fixture a reference names (`nginx:1.27-alpine`, `docker.io/library/nginx:1.27-alpine`
+/// and `library/nginx:1.27-alpine` are the same; no tag means `latest`).
+pub fn find(reference: &str) -> Result<&'static Fixture, BuildError> {
+    let want = parse_reference(reference);
+    FIXTURES
+        .iter()
+        .find(|f| parse_reference(f.reference) == want)
+        .ok_or_else(|| BuildError::UnknownFixture {
+            name: reference.to_string(),
+            known: FIXTURES
+                .iter()
+                .map(|f| f.reference)
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+}
+
+// === impl Fixture ===
+
+impl Fixture {
+    /// Builds the image in memory (reads host files, runs `ldd`).
+    pub fn content(&self) -> Result<Content, BuildError> {
+        (self.build)()
+    }
+
+    /// A directory name for this fixture's layout: the reference with `/` and `:` as `_`.
+    pub fn slug(&self) -> String {
+        self.reference.replace(['/', ':'], "_")
+    }
+
+    /// Writes the image as an OCI layout into `dir` (created; must be empty), tagged with
+    /// [`Fixture::tag`].
+    pub fn write_layout(&self, dir: &Path) -> Result<Written, BuildError> {
+        let content = self.content()?;
+        let mut writer = LayoutWriter::create(dir)?;
+        let written = writer.add(self.tag, &content)?;
+        writer.finish()?;
+        Ok(written)
+    }
+}
+
+/// Builds every fixture into `out/<slug>`; returns the layout directories with what was written.
+pub fn build_all(out: &Path) -> Result<Vec<(&'static Fixture, PathBuf, Written)>, BuildError> {
+    let mut built = Vec::new();
+    for f in FIXTURES {
+        let dir = out.join(f.slug());
+        let written = f.write_layout(&dir)?;
+        built.push((f, dir, written));
+    }
+    Ok(built)
+}
+
+// === base layer ===
+
+/// The base layer every fixture starts with: busybox, `/etc/passwd`, `/etc/group`, the usual
+/// empty directories.
+pub fn base_layer() -> Result<LayerBuilder, BuildError> {
+    let mut l = LayerBuilder::new();
+    rootfs::add_busybox(&mut l)?;
+    for (dir, mode) in [
+        ("/dev", 0o755),
+        ("/proc", 0o555),
+        ("/sys", 0o555),
+        ("/etc", 0o755),
+        ("/root", 0o700),
+        ("/tmp", 0o1777),
+        ("/run", 0o755),
+        ("/home", 0o755),
+        ("/var/www", 0o755),
+        ("/var/tmp", 0o1777),
+        ("/usr/local/bin", 0o755),
+        ("/usr/sbin", 0o755),
+    ] {
+        l.dir(dir, mode)?;
+    }
+    l.file("/etc/passwd", 0o644, PASSWD)?;
+    l.file("/etc/group", 0o644, GROUP)?;
+    l.file(
+        "/etc/os-release",
+        0o644,
+        "NAME=\"Drover test image\"\nID=drover-fixture\nPRETTY_NAME=\"Drover test image (busybox-static)\"\n",
+    )?;
+    Ok(l)
+}
+
+const BASE_HISTORY: &str = "drover-fixtures: busybox-static base";
+
+fn image(config: ImageConfig, layers: Vec<(&str, LayerBuilder)>) -> Result<Image, BuildError> {
+    let mut built = Vec::new();
+    let mut history = Vec::new();
+    for (h, l) in layers {
+        built.push(l.build()?);
+        history.push(h.to_string());
+    }
+    Ok(Image {
+        platform: Platform::host(),
+        config,
+        layers: built,
+        history,
+    })
+}
+
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+fn busybox() -> Result<Content, BuildError> {
+    let config = ImageConfig {
+        env: vec![PATH_ENV.into()],
+        cmd: Some(strings(&["sh"])),
+        ..Default::default()
+    };
+    Ok(Content::Image(Box::new(image(
+        config,
+        vec![(BASE_HISTORY, base_layer()?)],
+    )?)))
+}
+
+// === nginx ===
+
+const NGINX_ENTRYPOINT: &str = r#"#!/bin/sh
+# drover-fixtures stand-in for nginx's /docker-entrypoint.sh: runs the command it is given.
+set -e
+exec "$@"
+"#;
+
+const NGINX: &str = r#"#!/bin/sh
+# drover-fixtures stand-in for nginx: busybox httpd serving /usr/share/nginx/html on port 80
+# (NGINX_PORT overrides). Like nginx, SIGQUIT (the image's StopSignal), SIGTERM and SIGINT stop
+# it cleanly with exit status 0; requests are logged to stderr.
+case "$1" in
+  -v|-V) echo "nginx version: nginx/1.27.0 (drover stand-in: busybox httpd)" >&2; exit 0 ;;
+  -t) echo "nginx: configuration file test is successful (drover stand-in)" >&2; exit 0 ;;
+esac
+httpd -f -v -p "${NGINX_PORT:-80}" -h /usr/share/nginx/html &
+pid=$!
+trap 'kill -TERM "$pid" 2>/dev/null; wait "$pid"; exit 0' QUIT TERM INT
+wait "$pid"
+"#;
+
+const NGINX_INDEX: &str = "<!DOCTYPE html>\n<html><head><title>Welcome to nginx!</title></head>\n\
+<body><h1>Welcome to nginx!</h1>\n<p>Drover test stand-in for nginx:1.27-alpine (busybox httpd).</p>\n\
+</body></html>\n";
+
+fn nginx() -> Result<Content, BuildError> {
+    let mut l = LayerBuilder::new();
+    l.file("/docker-entrypoint.sh", 0o755, NGINX_ENTRYPOINT)?;
+    l.file("/usr/sbin/nginx", 0o755, NGINX)?;
+    l.file("/usr/share/nginx/html/index.html", 0o644, NGINX_INDEX)?;
+    l.file("/usr/share/nginx/html/healthz", 0o644, "ok\n")?;
+    l.file(
+        "/usr/share/nginx/html/50x.html",
+        0o644,
+        "<h1>An error occurred.</h1>\n",
+    )?;
+    l.file(
+        "/etc/passwd",
+        0o644,
+        format!("{PASSWD}nginx:x:101:101:nginx:/var/cache/nginx:/sbin/nologin\n"),
+    )?;
+    l.file("/etc/group", 0o644, format!("{GROUP}nginx:x:101:nginx\n"))?;
+    let config = ImageConfig {
+        env: vec![PATH_ENV.into(), "NGINX_VERSION=1.27.0".into()],
+        entrypoint: Some(strings(&["/docker-entrypoint.sh"])),
+        cmd: Some(strings(&["nginx", "-g", "daemon off;"])),
+        exposed_ports: vec!["80/tcp".into()],
+        stop_signal: Some("SIGQUIT".into()),
+        labels: BTreeMap::from([(
+            "maintainer".to_string(),
+            "drover-fixtures (stand-in for NGINX Docker Maintainers)".to_string(),
+        )]),
+        ..Default::default()
+    };
+    Ok(Content::Image(Box::new(image(
+        config,
+        vec![
+            (BASE_HISTORY, base_layer()?),
+            ("drover-fixtures: nginx stand-in (busybox httpd)", l),
+        ],
+    )?)))
+}
+
+// === web ===
+
+const WEB: &str = r#"#!/bin/sh
+# drover-fixtures web app: busybox httpd on port 80 (LISTEN_PORT overrides) serving /var/www:
+# `/` answers "web <version> host=<hostname>", `/healthz` "ok", `/version` the version.
+# SIGTERM, SIGINT and SIGQUIT stop it cleanly with exit status 0.
+httpd -f -v -p "${LISTEN_PORT:-80}" -h /var/www &
+pid=$!
+trap 'kill -TERM "$pid" 2>/dev/null; wait "$pid"; exit 0' TERM INT QUIT
+wait "$pid"
+"#;
+
+fn web(version: &str) -> Result<Content, BuildError> {
+    let index = format!(
+        "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n'\nprintf 'web {version} host=%s\\n' \"$(hostname)\"\n"
+    );
+    let mut l = LayerBuilder::new();
+    l.file("/usr/local/bin/web", 0o755, WEB)?;
+    l.file("/var/www/cgi-bin/index.cgi", 0o755, index)?;
+    l.file("/var/www/healthz", 0o644, "ok\n")?;
+    l.file("/var/www/version", 0o644, format!("{version}\n"))?;
+    let config = ImageConfig {
+        env: vec![PATH_ENV.into(), format!("APP_VERSION={version}")],
+        entrypoint: Some(strings(&["/usr/local/bin/web"])),
+        exposed_ports: vec!["80/tcp".into()],
+        labels: BTreeMap::from([
+            (
+                "org.opencontainers.image.version".to_string(),
+                version.to_string(),
+            ),
+            (
+                "org.opencontainers.image.title".to_string(),
+                "web".to_string(),
+            ),
+        ]),
+        ..Default::default()
+    };
+    Ok(Content::Image(Box::new(image(
+        config,
+        vec![
+            (BASE_HISTORY, base_layer()?),
+            ("drover-fixtures: web app", l),
+        ],
+    )?)))
+}
+
+fn web_v142() -> Result<Content, BuildError> {
+    web("v1.4.2")
+}
+
+fn web_v143() -> Result<Content, BuildError> {
+    web("v1.4.3")
+}
+
+// === image-store fixtures ===
+
+/// Paths (and contents) the unpacked `drover-fixtures/layers:v1` must have.
+pub const LAYERS_PRESENT: &[(&str, &str)] = &[
+    ("/data/keep.txt", "kept from layer 2\n"),
+    ("/data/cache/fresh", "added by layer 3\n"),
+    ("/etc/motd", "layer 3\n"),
+    ("/data/dir-gone/.keep-parent", ""),
+];
+
+/// Paths the unpacked `drover-fixtures/layers:v1` must not have (deleted by whiteouts or
+/// hidden by the opaque directory). `/data/dir-gone/.keep-parent` is not in this list: layer 3
+/// deletes the directory and re-creates it with that one file.
+pub const LAYERS_ABSENT: &[&str] = &[
+    "/data/remove-me.txt",
+    "/data/cache/old-a",
+    "/data/cache/sub/old-b",
+    "/data/dir-gone/inner.txt",
+    "/etc/issue",
+];
+
+fn layers() -> Result<Content, BuildError> {
+    let mut l2 = LayerBuilder::new();
+    l2.file("/data/keep.txt", 0o644, "kept from layer 2\n")?;
+    l2.file("/data/remove-me.txt", 0o644, "deleted by layer 3\n")?;
+    l2.file("/data/cache/old-a", 0o644, "hidden by the opaque dir\n")?;
+    l2.file("/data/cache/sub/old-b", 0o644, "hidden by the opaque dir\n")?;
+    l2.file(
+        "/data/dir-gone/inner.txt",
+        0o644,
+        "whole directory deleted\n",
+    )?;
+    l2.file("/etc/motd", 0o644, "layer 2\n")?;
+    l2.file("/etc/issue", 0o644, "deleted by layer 3\n")?;
+    let mut l3 = LayerBuilder::new();
+    l3.whiteout("/data/remove-me.txt")?;
+    l3.whiteout("/etc/issue")?;
+    l3.opaque("/data/cache")?;
+    l3.file("/data/cache/fresh", 0o644, "added by layer 3\n")?;
+    l3.file("/etc/motd", 0o644, "layer 3\n")?;
+    l3.whiteout("/data/dir-gone")?;
+    let mut l4 = LayerBuilder::new();
+    l4.file("/data/dir-gone/.keep-parent", 0o644, "")?;
+    let config = ImageConfig {
+        env: vec![PATH_ENV.into()],
+        cmd: Some(strings(&["sh"])),
+        ..Default::default()
+    };
+    Ok(Content::Image(Box::new(image(
+        config,
+        vec![
+            (BASE_HISTORY, base_layer()?),
+            ("drover-fixtures: files", l2),
+            ("drover-fixtures: whiteouts and an opaque directory", l3),
+            ("drover-fixtures: re-create a deleted directory", l4),
+        ],
+    )?)))
+}
+
+fn multiarch() -> Result<Content, BuildError> {
+    let arch_image = |arch: &str, base: bool| -> Result<Image, BuildError> {
+        let mut marker = LayerBuilder::new();
+        marker.file("/etc/drover-arch", 0o644, format!("{arch}\n"))?;
+        let mut layers = Vec::new();
+        // Only the host architecture gets a runnable busybox; the other manifest carries just
+        // its marker file (there is no foreign busybox here).
+        if base {
+            layers.push((BASE_HISTORY, base_layer()?));
+        }
+        layers.push(("drover-fixtures: architecture marker", marker));
+        let config = ImageConfig {
+            env: vec![PATH_ENV.into()],
+            cmd: Some(strings(&["cat", "/etc/drover-arch"])),
+            ..Default::default()
+        };
+        let mut img = image(config, layers)?;
+        img.platform = Platform::linux(arch);
+        Ok(img)
+    };
+    let host = Platform::host().architecture;
+    Ok(Content::Index(vec![
+        arch_image("amd64", host == "amd64")?,
+        arch_image("arm64", host == "arm64")?,
+    ]))
+}
+
+fn config() -> Result<Content, BuildError> {
+    let mut l = LayerBuilder::new();
+    l.dir("/srv/app", 0o755)?.owner("/srv/app", 33, 33)?;
+    l.file(
+        "/srv/app/hello.txt",
+        0o644,
+        "hello from the config fixture\n",
+    )?;
+    let second = 1_000_000_000;
+    let config = ImageConfig {
+        user: Some("www-data".into()),
+        env: vec![PATH_ENV.into(), "GREETING=hello".into(), "EMPTY=".into()],
+        entrypoint: Some(strings(&["/bin/sh", "-c"])),
+        cmd: Some(strings(&[
+            "echo \"$GREETING from $(pwd) as $(id -un) groups $(id -G)\"",
+        ])),
+        working_dir: Some("/srv/app".into()),
+        exposed_ports: vec!["8080/tcp".into(), "53/udp".into()],
+        volumes: vec!["/data".into()],
+        stop_signal: Some("SIGUSR1".into()),
+        labels: BTreeMap::from([("org.drover.fixture".to_string(), "config".to_string())]),
+        healthcheck: Some(Healthcheck {
+            test: strings(&["CMD-SHELL", "test -f /srv/app/hello.txt || exit 1"]),
+            interval_ns: 5 * second,
+            timeout_ns: 3 * second,
+            start_period_ns: second,
+            retries: 3,
+        }),
+    };
+    Ok(Content::Image(Box::new(image(
+        config,
+        vec![
+            (BASE_HISTORY, base_layer()?),
+            ("drover-fixtures: /srv/app owned by www-data", l),
+        ],
+    )?)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_are_normalised_like_docker() {
+        let p = |r| parse_reference(r);
+        assert_eq!(
+            p("nginx:1.27-alpine"),
+            (
+                "docker.io".into(),
+                "library/nginx".into(),
+                "1.27-alpine".into()
+            )
+        );
+        assert_eq!(
+            p("busybox"),
+            (
+                "docker.io".into(),
+                "library/busybox".into(),
+                "latest".into()
+            )
+        );
+        assert_eq!(
+            p("ghcr.io/myorg/web:v1.4.2"),
+            ("ghcr.io".into(), "myorg/web".into(), "v1.4.2".into())
+        );
+        assert_eq!(
+            p("localhost:5000/x"),
+            ("localhost:5000".into(), "x".into(), "latest".into())
+        );
+        assert_eq!(
+            p("myorg/app:1"),
+            ("docker.io".into(), "myorg/app".into(), "1".into())
+        );
+    }
+
+    #[test]
+    fn fixtures_are_found_by_any_spelling_and_unknown_names_list_the_known_ones() {
+        assert_eq!(
+            find("docker.io/library/nginx:1.27-alpine").unwrap().tag,
+            "1.27-alpine"
+        );
+        assert_eq!(find("busybox").unwrap().reference, "busybox:latest");
+        assert_eq!(find("ghcr.io/myorg/web:v1.4.3").unwrap().tag, "v1.4.3");
+        let err = find("nginx:1.25").unwrap_err().to_string();
+        assert!(
+            err.contains("nginx:1.25") && err.contains("nginx:1.27-alpine"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn every_fixture_has_a_consistent_repository_and_tag() {
+        for f in all() {
+            let (_, repo, tag) = parse_reference(f.reference);
+            assert_eq!(
+                (repo.as_str(), tag.as_str()),
+                (f.repository, f.tag),
+                "{}",
+                f.reference
+            );
+        }
+    }
+}

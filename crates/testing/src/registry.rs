@@ -1,0 +1,288 @@
+//! A real Docker registry (Debian's `docker-registry`, distribution 2.8) for tests: on
+//! `127.0.0.1` inside a fresh network namespace, or on the host's loopback.
+//!
+//! Dropping a [`Registry`] kills the registry process by its PID, waits for it, deletes the
+//! network namespace and the storage directory — also while a test panics.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+use crate::fixtures;
+use crate::netns::{NetNs, command_line, run};
+use crate::{HarnessError, have_program};
+
+/// Port the registry listens on inside its own network namespace (always free there).
+pub const NETNS_PORT: u16 = 5000;
+
+/// How long [`Registry::start`] waits for `GET /v2/` to answer.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A running registry. See the module docs.
+#[derive(Debug)]
+pub struct Registry {
+    child: Child,
+    addr: String,
+    dir: TempDir,
+    // Declared last: dropped after the process is gone.
+    netns: Option<NetNs>,
+}
+
+/// An image pushed to a [`Registry`].
+#[derive(Clone, Debug)]
+pub struct Pushed {
+    /// `host:port/repository:tag`, what a client pulls.
+    pub reference: String,
+    /// The repository path inside the registry (`library/nginx`).
+    pub repository: String,
+    /// The tag.
+    pub tag: String,
+    /// Digest of the pushed manifest or index (preserved from the layout).
+    pub digest: String,
+}
+
+impl Registry {
+    /// Starts a registry on `127.0.0.1:5000` inside a new network namespace
+    /// `drover-test-reg-<random>` that has only `lo`. Reach it with [`Registry::command`].
+    /// Needs root, `ip` and `docker-registry`.
+    pub fn start() -> Result<Self, HarnessError> {
+        let netns = NetNs::create("reg")?;
+        Self::spawn(Some(netns), NETNS_PORT)
+    }
+
+    /// Starts a registry on the host's `127.0.0.1` on a free port, for tests that are fine
+    /// there (no root needed).
+    pub fn start_on_host_loopback() -> Result<Self, HarnessError> {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|source| HarnessError::Io {
+                what: "find a free port on 127.0.0.1".into(),
+                source,
+            })?
+            .port();
+        Self::spawn(None, port)
+    }
+
+    fn spawn(netns: Option<NetNs>, port: u16) -> Result<Self, HarnessError> {
+        if !have_program("docker-registry") {
+            return Err(HarnessError::MissingPeer {
+                program: "docker-registry".into(),
+                hint: "apt-get install docker-registry",
+            });
+        }
+        let io = |what: &str| {
+            let what = what.to_string();
+            move |source| HarnessError::Io { what, source }
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("drover-test-registry-")
+            .tempdir()
+            .map_err(io("create the registry's temp dir"))?;
+        let storage = dir.path().join("storage");
+        std::fs::create_dir(&storage).map_err(io("create the registry's storage dir"))?;
+        let addr = format!("127.0.0.1:{port}");
+        let config = dir.path().join("config.yml");
+        std::fs::write(&config, config_yaml(&addr, &storage))
+            .map_err(io("write the registry config"))?;
+        let log_path = dir.path().join("registry.log");
+        let log = File::create(&log_path).map_err(io("create the registry log"))?;
+        let log2 = log.try_clone().map_err(io("open the registry log"))?;
+        let mut cmd = match &netns {
+            Some(ns) => ns.command("docker-registry"),
+            None => Command::new("docker-registry"),
+        };
+        cmd.arg("serve")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2);
+        let child = cmd.spawn().map_err(|e| HarnessError::Command {
+            command: command_line(&cmd),
+            detail: e.to_string(),
+        })?;
+        let mut registry = Self {
+            child,
+            addr,
+            dir,
+            netns,
+        };
+        registry.wait_ready()?;
+        Ok(registry)
+    }
+
+    fn wait_ready(&mut self) -> Result<(), HarnessError> {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(HarnessError::NotReady {
+                    addr: self.addr.clone(),
+                    secs: 0,
+                    log: format!("(exited with {status})\n{}", self.log()),
+                });
+            }
+            if self.answers_v2() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(HarnessError::NotReady {
+                    addr: self.addr.clone(),
+                    secs: READY_TIMEOUT.as_secs(),
+                    log: self.log(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Whether `GET /v2/` answers 200 right now.
+    pub fn answers_v2(&self) -> bool {
+        let url = format!("http://{}/v2/", self.addr);
+        match &self.netns {
+            // Not `wget -T`: Debian's busybox 1.35 wget crashes with it; coreutils' timeout
+            // bounds the probe instead.
+            Some(ns) => ns
+                .command("timeout")
+                .args(["5", "busybox", "wget", "-q", "-O", "/dev/null", &url])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success()),
+            None => http_get_status(&self.addr, "/v2/") == Some(200),
+        }
+    }
+
+    /// `127.0.0.1:PORT` of the registry (inside its namespace for [`Registry::start`]).
+    pub fn host_port(&self) -> &str {
+        &self.addr
+    }
+
+    /// The registry process's PID.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The network namespace the registry runs in (`None` for the host-loopback variant).
+    pub fn netns(&self) -> Option<&NetNs> {
+        self.netns.as_ref()
+    }
+
+    /// A command that runs `program` where the registry is reachable: inside its network
+    /// namespace, or plainly on the host for [`Registry::start_on_host_loopback`].
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        match &self.netns {
+            Some(ns) => ns.command(program),
+            None => Command::new(program),
+        }
+    }
+
+    /// The registry's log so far (stdout and stderr).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("registry.log"))
+            .unwrap_or_else(|e| format!("(cannot read the registry log: {e})"))
+    }
+
+    /// Builds fixture `name:tag` (any spelling [`fixtures::find`] accepts) and pushes it to
+    /// its repository (`library/nginx`, `myorg/web`, …) with skopeo, digests preserved.
+    pub fn push_fixture(&self, name: &str, tag: &str) -> Result<Pushed, HarnessError> {
+        let fixture = fixtures::find(&format!("{name}:{tag}"))?;
+        let layout = self.dir.path().join("layouts").join(fixture.slug());
+        let written = if layout.join("index.json").exists() {
+            None
+        } else {
+            Some(fixture.write_layout(&layout)?)
+        };
+        self.push_layout(&layout, fixture.tag, fixture.repository, fixture.tag)?;
+        let digest = match written {
+            Some(w) => w.top.digest,
+            None => crate::unpack::resolve_tag(&layout, fixture.tag)?.digest,
+        };
+        Ok(Pushed {
+            reference: format!("{}/{}:{}", self.addr, fixture.repository, fixture.tag),
+            repository: fixture.repository.to_string(),
+            tag: fixture.tag.to_string(),
+            digest,
+        })
+    }
+
+    /// Pushes tag `tag` of OCI layout `layout` as `repository:dest_tag` (all platforms of an
+    /// index; digests preserved).
+    pub fn push_layout(
+        &self,
+        layout: &Path,
+        tag: &str,
+        repository: &str,
+        dest_tag: &str,
+    ) -> Result<(), HarnessError> {
+        let dest = format!("{}/{repository}:{dest_tag}", self.addr);
+        skopeo_copy(self.command("skopeo"), layout, tag, &dest)
+    }
+
+    /// The registry's storage directory (blobs and repositories as distribution writes them).
+    pub fn storage_dir(&self) -> PathBuf {
+        self.dir.path().join("storage")
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        // `ip netns exec` replaced itself with docker-registry, so this PID is the registry.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // Then `netns` (deleted) and `dir` (removed) drop.
+    }
+}
+
+/// Copies tag `tag` of OCI layout `layout` to `docker://<dest>` (`host:port/repo:tag`) with
+/// `skopeo copy --all --preserve-digests --dest-tls-verify=false`. `skopeo` is the command to
+/// run (e.g. [`Registry::command`]`("skopeo")` to run it inside the registry's namespace).
+pub fn skopeo_copy(
+    mut skopeo: Command,
+    layout: &Path,
+    tag: &str,
+    dest: &str,
+) -> Result<(), HarnessError> {
+    if !have_program("skopeo") {
+        return Err(HarnessError::MissingPeer {
+            program: "skopeo".into(),
+            hint: "apt-get install skopeo",
+        });
+    }
+    skopeo
+        .args([
+            "--insecure-policy",
+            "copy",
+            "--quiet",
+            "--all",
+            "--preserve-digests",
+            "--dest-tls-verify=false",
+        ])
+        .arg(format!("oci:{}:{tag}", layout.display()))
+        .arg(format!("docker://{dest}"));
+    run(&mut skopeo).map(drop)
+}
+
+fn config_yaml(addr: &str, storage: &Path) -> String {
+    format!(
+        "version: 0.1\n\
+         log:\n  level: info\n  accesslog:\n    disabled: true\n\
+         storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
+         http:\n  addr: {addr}\n  secret: drover-test-registry\n\
+         health:\n  storagedriver:\n    enabled: false\n",
+        storage.display()
+    )
+}
+
+/// The status code of `GET path` on `addr` (HTTP/1.0, no body read), `None` on any failure.
+fn http_get_status(addr: &str, path: &str) -> Option<u16> {
+    let mut s = TcpStream::connect_timeout(&addr.parse().ok()?, Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).ok()?;
+    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+}

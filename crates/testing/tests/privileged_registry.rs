@@ -1,0 +1,209 @@
+//! The registry harness: a real `docker-registry` inside a test network namespace, fixtures
+//! pushed with skopeo and inspected from inside the namespace, and cleanup on drop and on panic.
+//! Needs root (network namespaces).
+
+use std::path::PathBuf;
+use std::process::Output;
+
+use drover_testing::{NetNs, Registry, fixtures, require_peers};
+use serde_json::Value;
+
+const PEERS: &[&str] = &["ip", "docker-registry", "skopeo", "busybox"];
+
+fn inspect(registry: &Registry, reference: &str, raw: bool) -> Output {
+    let mut cmd = registry.command("skopeo");
+    cmd.args(["--insecure-policy", "inspect", "--tls-verify=false"]);
+    if raw {
+        cmd.arg("--raw");
+    }
+    cmd.arg(format!("docker://{reference}"))
+        .output()
+        .expect("run skopeo")
+}
+
+fn digest_of(raw_manifest: &[u8]) -> String {
+    drover_testing::layer::sha256_digest(raw_manifest)
+}
+
+#[test]
+fn every_fixture_pushed_to_the_netns_registry_is_inspected_from_inside_the_netns() {
+    if require_peers("every_fixture_pushed_to_the_netns_registry", PEERS, true).is_err() {
+        return;
+    }
+    let registry = Registry::start().unwrap();
+    assert_eq!(registry.host_port(), "127.0.0.1:5000");
+    for f in fixtures::all() {
+        let (name, _) = f.reference.rsplit_once(':').unwrap();
+        let pushed = registry.push_fixture(name, f.tag).unwrap();
+        assert_eq!(
+            pushed.reference,
+            format!("127.0.0.1:5000/{}:{}", f.repository, f.tag)
+        );
+        let out = inspect(&registry, &pushed.reference, true);
+        assert!(out.status.success(), "{}: {out:?}", f.reference);
+        // Digests are preserved: the registry serves the very bytes of the layout.
+        assert_eq!(digest_of(&out.stdout), pushed.digest, "{}", f.reference);
+        let out = inspect(&registry, &pushed.reference, false);
+        assert!(out.status.success(), "{}: {out:?}", f.reference);
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["Os"], "linux", "{}", f.reference);
+    }
+    // Negative control: a tag that was never pushed is not found.
+    let out = inspect(&registry, "127.0.0.1:5000/library/nginx:1.25", true);
+    assert!(!out.status.success(), "an unpushed tag was found");
+}
+
+#[test]
+fn the_registry_namespace_has_only_loopback_and_no_route_out() {
+    if require_peers("the_registry_namespace_has_only_loopback", PEERS, true).is_err() {
+        return;
+    }
+    let registry = Registry::start().unwrap();
+    let ns = registry.netns().unwrap();
+    assert!(ns.name().starts_with("drover-test-"), "{}", ns.name());
+    assert_eq!(ns.links().unwrap(), ["lo"]);
+    assert_eq!(ns.routes().unwrap(), Vec::<String>::new());
+    // From inside the namespace nothing but loopback is reachable.
+    let out = registry
+        .command("timeout")
+        .args(["5", "busybox", "wget", "-q", "-O", "-", "http://10.0.0.1/"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("unreachable"), "{stderr}");
+}
+
+#[test]
+fn the_host_cannot_see_the_registry_inside_the_namespace() {
+    if require_peers("the_host_cannot_see_the_registry", PEERS, true).is_err() {
+        return;
+    }
+    let registry = Registry::start().unwrap();
+    let pushed = registry.push_fixture("busybox", "latest").unwrap();
+    // The registry's pid is in the namespace, not the host's: its net namespace differs.
+    let ours = std::fs::read_link("/proc/self/ns/net").unwrap();
+    let theirs = std::fs::read_link(format!("/proc/{}/ns/net", registry.pid())).unwrap();
+    assert_ne!(ours, theirs);
+    let exe = std::fs::read_link(format!("/proc/{}/exe", registry.pid())).unwrap();
+    assert!(exe.ends_with("docker-registry"), "{exe:?}");
+    // The same inspect from the host namespace cannot reach it (unless something else happens
+    // to serve 127.0.0.1:5000 on the host, which then does not have this digest).
+    let host = std::process::Command::new("skopeo")
+        .args([
+            "--insecure-policy",
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+        ])
+        .arg(format!("docker://{}", pushed.reference))
+        .output()
+        .unwrap();
+    assert!(!host.status.success() || digest_of(&host.stdout) != pushed.digest);
+}
+
+struct Left {
+    pid: u32,
+    netns: String,
+    storage: PathBuf,
+}
+
+fn assert_cleaned(left: &Left) {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", left.pid));
+    assert!(
+        status.is_err() || status.unwrap().contains("State:\tZ"),
+        "registry pid {} still runs",
+        left.pid
+    );
+    assert!(
+        !NetNs::exists(&left.netns),
+        "netns {} left behind",
+        left.netns
+    );
+    assert!(
+        !PathBuf::from("/run/netns").join(&left.netns).exists(),
+        "/run/netns/{} left behind",
+        left.netns
+    );
+    assert!(
+        !left.storage.exists(),
+        "{} left behind",
+        left.storage.display()
+    );
+}
+
+fn snapshot(r: &Registry) -> Left {
+    Left {
+        pid: r.pid(),
+        netns: r.netns().unwrap().name().to_string(),
+        storage: r.storage_dir(),
+    }
+}
+
+#[test]
+fn dropping_the_registry_kills_it_and_removes_its_namespace_and_storage() {
+    if require_peers("dropping_the_registry_kills_it", PEERS, true).is_err() {
+        return;
+    }
+    let registry = Registry::start().unwrap();
+    let left = snapshot(&registry);
+    // Negative control: while it lives, the checks would fail.
+    assert!(NetNs::exists(&left.netns));
+    assert!(left.storage.exists());
+    assert!(PathBuf::from(format!("/proc/{}", left.pid)).exists());
+    drop(registry);
+    assert_cleaned(&left);
+}
+
+#[test]
+fn a_panicking_test_still_removes_the_registry_and_its_namespace() {
+    if require_peers("a_panicking_test_still_removes_the_registry", PEERS, true).is_err() {
+        return;
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let result = std::thread::spawn(move || {
+        let registry = Registry::start().unwrap();
+        tx.send(snapshot(&registry)).unwrap();
+        panic!("deliberate panic with a live registry");
+    })
+    .join();
+    assert!(result.is_err());
+    let left = rx.recv().unwrap();
+    assert_cleaned(&left);
+    let ours: Vec<_> = NetNs::list()
+        .unwrap()
+        .into_iter()
+        .filter(|n| n == &left.netns)
+        .collect();
+    assert!(ours.is_empty(), "{ours:?}");
+}
+
+#[test]
+fn a_registry_on_host_loopback_serves_pushed_fixtures() {
+    if require_peers(
+        "a_registry_on_host_loopback",
+        &["docker-registry", "skopeo"],
+        false,
+    )
+    .is_err()
+    {
+        return;
+    }
+    let registry = Registry::start_on_host_loopback().unwrap();
+    assert!(registry.netns().is_none());
+    assert!(registry.host_port().starts_with("127.0.0.1:"));
+    let pushed = registry
+        .push_fixture("ghcr.io/myorg/web", "v1.4.2")
+        .unwrap();
+    let out = inspect(&registry, &pushed.reference, true);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(digest_of(&out.stdout), pushed.digest);
+    let storage = registry.storage_dir();
+    assert!(
+        storage
+            .join("docker/registry/v2/repositories/myorg/web")
+            .is_dir()
+    );
+    drop(registry);
+    assert!(!storage.exists());
+}
