@@ -108,11 +108,15 @@ impl Plan {
             mount(c".", c"/", c"", ms::MOVE, None).map_err(err(STEP_MOVE_ROOT, 0))?;
             rustix::process::chroot(c".").map_err(err(STEP_CHROOT, 0))?;
         } else {
-            // The old root ends up stacked under the new one at "."; detach it without letting
-            // the unmount propagate to the host.
+            // The old root ends up stacked on the new one at "." and is detached below. Only
+            // a shared root could carry that unmount to the host; then, like runc, make the
+            // tree a slave first (`mount(".")` reaches the new root's tree, not the stacked old
+            // root, which resets per-mount propagation; rootfsPropagation is re-applied below).
             rustix::process::pivot_root(c".", c".").map_err(err(STEP_PIVOT, 0))?;
-            mount(c"", c".", c"", ms::SLAVE | ms::REC, None)
-                .map_err(err(STEP_OLD_ROOT_SLAVE, 0))?;
+            if self.root_propagation & ms::SHARED != 0 {
+                mount(c"", c".", c"", ms::SLAVE | ms::REC, None)
+                    .map_err(err(STEP_OLD_ROOT_SLAVE, 0))?;
+            }
             rustix::mount::unmount(c".", UnmountFlags::DETACH)
                 .map_err(err(STEP_UMOUNT_OLD_ROOT, 0))?;
         }

@@ -1,0 +1,794 @@
+//! Privileged tests of the container's isolation: `rootfs::Plan` and `process::Plan` applied in
+//! a real child, observed from inside the container.
+//!
+//! The harness does not need core's `clone`: it spawns `/bin/sh` with `Command::pre_exec`,
+//! which runs in the forked (single-threaded) child before `execve` — exactly where core's child
+//! runs the plans. The child `unshare`s the mount namespace (plus network, IPC and UTS as the
+//! spec asks), applies the plans and reports a failure as the 12-byte `ChildError` over a pipe.
+//! The shell then runs inside the new root and prints what the test checks.
+//!
+//! Needs root and busybox-static; skipped (printed) otherwise, unless `DROVER_REQUIRE_PEERS=1`.
+//! Everything made on the host is a `drover-test-…` temporary directory (mounts live only in
+//! the child's mount namespace and vanish with it).
+
+// `pre_exec` is unsafe: the closure runs between fork and exec. It only calls the plans'
+// child-side methods, which make raw syscalls on pre-built data and never allocate.
+#![allow(unsafe_code)]
+
+use std::io::Read as _;
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use drover_runtime::sys::ChildError;
+use drover_runtime::{process, rootfs};
+use oci_spec::runtime::Spec;
+use rustix::fd::OwnedFd;
+use serde_json::{Value, json};
+
+// === harness ===
+
+fn privileged() -> bool {
+    let require = std::env::var("DROVER_REQUIRE_PEERS").as_deref() == Ok("1");
+    let reason = if !rustix::process::geteuid().is_root() {
+        Some("isolation tests need root")
+    } else if !Path::new("/bin/busybox").exists() {
+        Some("isolation tests need busybox-static (/bin/busybox)")
+    } else {
+        None
+    };
+    match reason {
+        None => true,
+        Some(r) if require => panic!("{r} (DROVER_REQUIRE_PEERS=1)"),
+        Some(r) => {
+            eprintln!("SKIP: {r}");
+            false
+        }
+    }
+}
+
+/// A bundle directory with a busybox rootfs, removed on drop.
+struct Bundle {
+    dir: tempfile::TempDir,
+}
+
+impl Bundle {
+    fn new() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("drover-test-iso-")
+            .tempdir()
+            .unwrap();
+        let rootfs = dir.path().join("rootfs");
+        for d in ["bin", "proc", "sys", "dev", "etc", "tmp", "work"] {
+            std::fs::create_dir_all(rootfs.join(d)).unwrap();
+        }
+        std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
+        // The applet links `busybox --install -s` would make, but relative (it points them at
+        // the absolute path of the binary it runs from, a host path).
+        let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
+        assert!(list.status.success(), "busybox --list failed");
+        for applet in String::from_utf8_lossy(&list.stdout).lines() {
+            if applet != "busybox" {
+                std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
+            }
+        }
+        Self { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn rootfs(&self) -> PathBuf {
+        self.dir.path().join("rootfs")
+    }
+}
+
+/// runc's default masked and read-only paths (`runc spec`, 1.1).
+const MASKED: [&str; 9] = [
+    "/proc/acpi",
+    "/proc/asound",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/sys/firmware",
+];
+const READONLY: [&str; 6] = [
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+    "/proc/scsi",
+];
+
+/// A runc-like spec: the default mounts, containerd's capabilities, a read-only root.
+fn base_spec() -> Value {
+    let caps: Vec<&str> = process::DEFAULT_CAPABILITIES.to_vec();
+    json!({
+        "ociVersion": "1.0.2",
+        "process": {
+            "user": {"uid": 0, "gid": 0},
+            "args": ["sh"],
+            "env": ["PATH=/bin"],
+            "cwd": "/",
+            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
+            "noNewPrivileges": true
+        },
+        "root": {"path": "rootfs", "readonly": true},
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+             "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+            {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+             "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
+            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+             "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+             "options": ["nosuid", "noexec", "nodev"]},
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs",
+             "options": ["nosuid", "noexec", "nodev", "ro"]}
+        ],
+        "linux": {
+            "namespaces": [{"type": "mount"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}],
+            "maskedPaths": MASKED,
+            "readonlyPaths": READONLY
+        }
+    })
+}
+
+fn parse(v: &Value) -> Spec {
+    serde_json::from_value(v.clone()).expect("test spec parses")
+}
+
+/// What the container printed.
+#[derive(Debug)]
+struct Ran {
+    stdout: String,
+    /// Shown by `Debug` when an assertion fails.
+    #[allow(dead_code)]
+    stderr: String,
+    code: Option<i32>,
+}
+
+/// Why the container did not start.
+#[derive(Debug)]
+enum Failed {
+    Prepare(String),
+    Child(ChildError, String),
+}
+
+struct Harness<'a> {
+    bundle: &'a Bundle,
+    no_pivot: bool,
+    cgroup: Option<&'a drover_runtime::cgroups::Cgroup>,
+}
+
+impl<'a> Harness<'a> {
+    fn new(bundle: &'a Bundle) -> Self {
+        Self {
+            bundle,
+            no_pivot: false,
+            cgroup: None,
+        }
+    }
+
+    /// Prepare the plans of `spec`, start `/bin/sh -c script` in a child that applies them, and
+    /// collect its output.
+    fn run(&self, spec: &Value, script: &str) -> Result<Ran, Failed> {
+        let spec = parse(spec);
+        let names: Vec<String> = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().clone())
+            .unwrap_or_default()
+            .iter()
+            .map(|n| n.typ().to_string())
+            .collect();
+        let mut flags = libc::CLONE_NEWNS;
+        for (name, flag) in [
+            ("net", libc::CLONE_NEWNET),
+            ("ipc", libc::CLONE_NEWIPC),
+            ("uts", libc::CLONE_NEWUTS),
+        ] {
+            if names.iter().any(|n| n == name) {
+                flags |= flag;
+            }
+        }
+        let opts = rootfs::Options {
+            bundle: self.bundle.path(),
+            user_namespace: false,
+            no_pivot: self.no_pivot,
+            console: None,
+            cgroup: self.cgroup,
+        };
+        let fs = rootfs::prepare(&spec, &opts).map_err(|e| Failed::Prepare(format!("{e:#}")))?;
+        let proc_spec = spec.process().as_ref().expect("spec has a process");
+        let pr = process::prepare(
+            proc_spec,
+            &process::Options {
+                user_namespace: false,
+            },
+        )
+        .map_err(|e| Failed::Prepare(format!("{e:#}")))?;
+        let (err_read, err_write) =
+            rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+        let run_child = ChildSide {
+            flags,
+            fs,
+            pr,
+            err_write,
+        };
+
+        let mut cmd = Command::new("/bin/sh");
+        cmd.arg("-c")
+            .arg(script)
+            .env_clear()
+            .env("PATH", "/bin")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let plans = std::sync::Arc::new(run_child);
+        let child_plans = plans.clone();
+        // SAFETY: the closure runs in the forked child; `ChildSide::run` makes raw syscalls on
+        // data prepared above and does not allocate, lock or log.
+        unsafe {
+            cmd.pre_exec(move || child_plans.run());
+        }
+        let out = cmd.output();
+        drop(cmd);
+        let ChildSide {
+            fs, pr, err_write, ..
+        } = std::sync::Arc::try_unwrap(plans)
+            .ok()
+            .expect("the command is gone");
+        drop(err_write);
+        let mut buf = Vec::new();
+        std::fs::File::from(err_read).read_to_end(&mut buf).unwrap();
+        if buf.len() == 12 {
+            let e = ChildError::from_bytes(buf[..12].try_into().unwrap());
+            let msg = if (100..200).contains(&e.step) {
+                fs.describe(&e)
+            } else {
+                pr.describe(&e)
+            };
+            return Err(Failed::Child(e, msg));
+        }
+        let out = out.expect("spawning the container shell");
+        Ok(Ran {
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            code: out.status.code(),
+        })
+    }
+
+    fn ok(&self, spec: &Value, script: &str) -> Ran {
+        match self.run(spec, script) {
+            Ok(r) => {
+                assert_eq!(r.code, Some(0), "container script failed: {r:#?}");
+                r
+            }
+            Err(e) => panic!("container did not start: {e:?}"),
+        }
+    }
+}
+
+struct ChildSide {
+    flags: i32,
+    fs: rootfs::Plan,
+    pr: process::Plan,
+    err_write: OwnedFd,
+}
+
+impl ChildSide {
+    /// Child side: what core's child does between `clone` and `execve`, in its order.
+    fn run(&self) -> std::io::Result<()> {
+        let r = self.steps();
+        match r {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let _ = rustix::io::write(&self.err_write, &e.to_bytes());
+                Err(std::io::Error::from_raw_os_error(e.errno.max(1)))
+            }
+        }
+    }
+
+    fn steps(&self) -> Result<(), ChildError> {
+        // SAFETY: the forked child is single-threaded; unshare changes only its own namespaces.
+        if unsafe { libc::unshare(self.flags) } != 0 {
+            let errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+            return Err(ChildError {
+                step: 1,
+                errno,
+                index: 0,
+            });
+        }
+        self.fs.apply()?;
+        self.pr.apply_privileged()?;
+        self.pr.apply_cwd()?;
+        self.pr.apply_identity()
+    }
+}
+
+/// `/proc/self/mountinfo` lines: (mount point, per-mount options, fs type, super options).
+fn mounts(mountinfo: &str) -> Vec<(String, String, String, String)> {
+    mountinfo
+        .lines()
+        .filter(|l| l.contains(" - "))
+        .map(|l| {
+            let (left, right) = l.split_once(" - ").unwrap();
+            let f: Vec<&str> = left.split(' ').collect();
+            let r: Vec<&str> = right.split(' ').collect();
+            (
+                f[4].to_owned(),
+                f[5].to_owned(),
+                r[0].to_owned(),
+                r.get(2).unwrap_or(&"").to_string(),
+            )
+        })
+        .collect()
+}
+
+fn find<'m>(
+    m: &'m [(String, String, String, String)],
+    point: &str,
+) -> &'m (String, String, String, String) {
+    m.iter()
+        .rev()
+        .find(|x| x.0 == point)
+        .unwrap_or_else(|| panic!("no mount at {point} in {m:#?}"))
+}
+
+fn section<'s>(out: &'s str, name: &str) -> &'s str {
+    let start = format!("=={name}==\n");
+    let i = out
+        .find(&start)
+        .unwrap_or_else(|| panic!("no section {name} in {out}"))
+        + start.len();
+    let rest = &out[i..];
+    &rest[..rest.find("\n==").map(|j| j + 1).unwrap_or(rest.len())]
+}
+
+// === tests ===
+
+#[test]
+fn runc_like_spec_gives_dev_proc_masks_and_a_read_only_root() {
+    if !privileged() {
+        return;
+    }
+    let b = Bundle::new();
+    let r = Harness::new(&b).ok(
+        &base_spec(),
+        "echo ==mountinfo==; cat /proc/self/mountinfo
+         echo ==dev==; stat -c '%n %F %a %t:%T %u:%g' /dev/null /dev/zero /dev/full /dev/random /dev/urandom /dev/tty /dev
+         echo ==links==; for l in fd stdin stdout stderr ptmx core; do echo $l $(readlink /dev/$l); done
+         echo ==keys==; cat /proc/keys | wc -c; ls -A /sys/firmware | wc -l
+         echo ==rootwrite==; touch /drover-test-file 2>&1 || true
+         echo ==devnull==; echo hi > /dev/null && echo ok
+         echo ==ptmx==; stat -c '%a' /dev/pts/ptmx
+         echo ==end==",
+    );
+    let out = &r.stdout;
+    let m = mounts(section(out, "mountinfo"));
+    let root = find(&m, "/");
+    assert!(
+        root.1.split(',').any(|o| o == "ro"),
+        "root is not read-only: {root:?}"
+    );
+    let dev = find(&m, "/dev");
+    assert_eq!(dev.2, "tmpfs");
+    assert!(dev.3.contains("mode=755"), "{dev:?}");
+    let pts = find(&m, "/dev/pts");
+    assert_eq!(pts.2, "devpts");
+    assert!(
+        pts.3.contains("ptmxmode=666") && pts.3.contains("mode=620") && pts.3.contains("gid=5"),
+        "{pts:?}"
+    );
+    assert_eq!(find(&m, "/dev/shm").2, "tmpfs");
+    assert_eq!(find(&m, "/dev/mqueue").2, "mqueue");
+    assert!(find(&m, "/sys").1.split(',').any(|o| o == "ro"));
+    for p in READONLY.iter().filter(|p| Path::new(p).exists()) {
+        let e = find(&m, p);
+        assert!(
+            e.1.split(',').any(|o| o == "ro"),
+            "{p} not read-only: {e:?}"
+        );
+    }
+    // Masked: files by a bind of the container's /dev/null (a node of the /dev tmpfs), dirs
+    // by an empty read-only tmpfs. (This host has no /proc/kcore; /proc/keys and /sys/firmware
+    // exist.)
+    assert_eq!(
+        find(&m, "/proc/keys").2,
+        "tmpfs",
+        "/proc/keys is not masked"
+    );
+    let fw = find(&m, "/sys/firmware");
+    assert!(
+        fw.2 == "tmpfs" && fw.1.starts_with("ro"),
+        "/sys/firmware: {fw:?}"
+    );
+    assert_eq!(
+        section(out, "keys"),
+        "0\n0\n",
+        "masked paths still show data"
+    );
+    let dev_lines = section(out, "dev");
+    for (node, nums) in [
+        ("/dev/null", "1:3"),
+        ("/dev/zero", "1:5"),
+        ("/dev/full", "1:7"),
+        ("/dev/random", "1:8"),
+        ("/dev/urandom", "1:9"),
+        ("/dev/tty", "5:0"),
+    ] {
+        let expected = format!("{node} character special file 666 {nums} 0:0");
+        assert!(
+            dev_lines.contains(&expected),
+            "{expected:?} not in {dev_lines}"
+        );
+    }
+    assert!(dev_lines.contains("/dev directory 755"), "{dev_lines}");
+    let links = section(out, "links");
+    for l in [
+        "fd /proc/self/fd",
+        "stdin /proc/self/fd/0",
+        "stdout /proc/self/fd/1",
+        "stderr /proc/self/fd/2",
+        "ptmx pts/ptmx",
+    ] {
+        assert!(links.lines().any(|x| x == l), "{l:?} not in {links}");
+    }
+    assert!(
+        section(out, "rootwrite").contains("Read-only file system"),
+        "{out}"
+    );
+    assert_eq!(section(out, "devnull").trim(), "ok");
+    assert_eq!(section(out, "ptmx").trim(), "666");
+    assert!(!b.rootfs().join("drover-test-file").exists());
+}
+
+#[test]
+fn a_read_only_root_checker_catches_a_writable_root() {
+    // Negative control of the test above: the same checks on a spec without root.readonly.
+    if !privileged() {
+        return;
+    }
+    let b = Bundle::new();
+    let mut spec = base_spec();
+    spec["root"]["readonly"] = json!(false);
+    spec["linux"]["maskedPaths"] = json!([]);
+    let r = Harness::new(&b).ok(
+        &spec,
+        "cat /proc/self/mountinfo; echo ==w==; touch /drover-test-file && echo wrote",
+    );
+    let m = mounts(&r.stdout);
+    assert!(!find(&m, "/").1.split(',').any(|o| o == "ro"));
+    assert!(r.stdout.contains("wrote"));
+    assert!(
+        m.iter().all(|x| x.0 != "/proc/keys"),
+        "/proc/keys is masked without maskedPaths"
+    );
+    assert!(b.rootfs().join("drover-test-file").exists());
+}
+
+#[test]
+fn symlinks_in_the_image_never_lead_mounts_or_nodes_onto_the_host() {
+    if !privileged() {
+        return;
+    }
+    let host_dev = tempfile::Builder::new()
+        .prefix("drover-test-iso-host-")
+        .tempdir()
+        .unwrap();
+    let host_etc = tempfile::Builder::new()
+        .prefix("drover-test-iso-host-")
+        .tempdir()
+        .unwrap();
+    let in_root = |rootfs: &Path, host: &Path| rootfs.join(host.strip_prefix("/").unwrap());
+    let b = Bundle::new();
+    let rootfs = b.rootfs();
+    // The image points /dev at a host directory by an absolute link, and a mount destination
+    // at another one by a relative link climbing far above the root.
+    std::fs::remove_dir(rootfs.join("dev")).unwrap();
+    std::os::unix::fs::symlink(host_dev.path(), rootfs.join("dev")).unwrap();
+    let rel = format!(
+        "{}{}",
+        "../".repeat(16),
+        host_etc.path().strip_prefix("/").unwrap().display()
+    );
+    std::os::unix::fs::symlink(&rel, rootfs.join("etc/escape")).unwrap();
+    std::fs::create_dir_all(in_root(&rootfs, host_dev.path())).unwrap();
+    std::fs::create_dir_all(in_root(&rootfs, host_etc.path())).unwrap();
+    let mut spec = base_spec();
+    spec["mounts"].as_array_mut().unwrap().push(json!(
+        {"destination": "/etc/escape/sub", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m"]}
+    ));
+    let r = Harness::new(&b).ok(&spec, "ls /dev");
+    assert!(
+        r.stdout.contains("null") && r.stdout.contains("pts"),
+        "{r:?}"
+    );
+    let host_is_empty = |dir: &Path| {
+        let entries: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(
+            entries.is_empty(),
+            "the container wrote to the host's {}: {entries:?}",
+            dir.display()
+        );
+    };
+    host_is_empty(host_dev.path());
+    host_is_empty(host_etc.path());
+    // The links were followed inside the rootfs instead.
+    assert!(
+        in_root(&rootfs, host_etc.path()).join("sub").is_dir(),
+        "mount point not made in the rootfs"
+    );
+
+    // A link that dangles inside the rootfs is refused with a clear error, not followed out.
+    std::fs::remove_dir_all(in_root(&rootfs, host_dev.path())).unwrap();
+    match Harness::new(&b).run(&spec, "true") {
+        Err(Failed::Child(e, msg)) => {
+            assert_eq!(e.errno, libc::ENOENT, "{msg}");
+            assert!(msg.contains("on /dev"), "{msg}");
+        }
+        other => panic!("expected a child error, got {other:?}"),
+    }
+    host_is_empty(host_dev.path());
+
+    // Negative control: a naive host-side join follows the same link out of the rootfs, and
+    // the host-directory check sees it.
+    std::fs::create_dir_all(rootfs.join("etc/escape/naive")).unwrap();
+    let escaped = std::panic::catch_unwind(|| host_is_empty(host_etc.path()));
+    assert!(
+        escaped.is_err(),
+        "the checker must flag a write through the link"
+    );
+}
+
+#[test]
+fn bind_mounts_keep_ro_and_propagation_and_tmpfs_options_reach_the_kernel() {
+    if !privileged() {
+        return;
+    }
+    let b = Bundle::new();
+    let shared = tempfile::Builder::new()
+        .prefix("drover-test-iso-src-")
+        .tempdir()
+        .unwrap();
+    std::fs::write(shared.path().join("hello"), "from the host\n").unwrap();
+    let file = shared.path().join("single");
+    std::fs::write(&file, "one file\n").unwrap();
+    let mut spec = base_spec();
+    let extra = [
+        json!({"destination": "/data/ro", "type": "bind", "source": shared.path(), "options": ["rbind", "ro", "rprivate"]}),
+        json!({"destination": "/data/rw", "source": shared.path(), "options": ["bind", "nosuid", "rshared"]}),
+        json!({"destination": "/etc/single.conf", "type": "bind", "source": file, "options": ["bind", "ro"]}),
+        json!({"destination": "/scratch", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "noexec", "size=1m", "mode=700"]}),
+    ];
+    spec["mounts"].as_array_mut().unwrap().extend(extra);
+    let r = Harness::new(&b).ok(
+        &spec,
+        "cat /proc/self/mountinfo; echo ==ro==; cat /data/ro/hello; touch /data/ro/x 2>&1 || true
+         echo ==rw==; touch /data/rw/drover-test-made && echo made
+         echo ==file==; cat /etc/single.conf; stat -c %a /scratch
+         echo ==end==",
+    );
+    let m = mounts(&r.stdout);
+    let ro = find(&m, "/data/ro");
+    assert!(ro.1.split(',').any(|o| o == "ro"), "{ro:?}");
+    let rw = find(&m, "/data/rw");
+    assert!(
+        rw.1.split(',').any(|o| o == "nosuid") && rw.1.starts_with("rw"),
+        "{rw:?}"
+    );
+    let info = &r.stdout;
+    let line = |p: &str| {
+        info.lines()
+            .rev()
+            .find(|l| l.split(' ').nth(4) == Some(p))
+            .unwrap()
+            .to_owned()
+    };
+    assert!(
+        line("/data/rw").contains("shared:"),
+        "rshared not applied: {}",
+        line("/data/rw")
+    );
+    assert!(
+        !line("/data/ro").contains("shared:"),
+        "rprivate not applied: {}",
+        line("/data/ro")
+    );
+    let scratch = find(&m, "/scratch");
+    assert_eq!(scratch.2, "tmpfs");
+    assert!(
+        scratch.3.contains("size=1024k") && scratch.3.contains("mode=700"),
+        "{scratch:?}"
+    );
+    assert!(scratch.1.contains("noexec") && scratch.1.contains("nosuid"));
+    let ro_out = section(info, "ro");
+    assert!(
+        ro_out.contains("from the host") && ro_out.contains("Read-only file system"),
+        "{ro_out}"
+    );
+    assert_eq!(section(info, "rw").trim(), "made");
+    assert!(
+        shared.path().join("drover-test-made").exists(),
+        "the rw bind does not reach the host dir"
+    );
+    assert!(
+        section(info, "file").starts_with("one file\n700"),
+        "{}",
+        section(info, "file")
+    );
+    assert!(
+        b.rootfs().join("etc/single.conf").is_file(),
+        "file mount point not created as a file"
+    );
+}
+
+#[test]
+fn sysctls_apply_in_the_new_network_namespace_only() {
+    if !privileged() {
+        return;
+    }
+    let host_before = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap();
+    let want = if host_before.trim() == "1" { "0" } else { "1" };
+    let b = Bundle::new();
+    let mut spec = base_spec();
+    spec["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": want});
+    let r = Harness::new(&b).ok(&spec, "cat /proc/sys/net/ipv4/ip_forward");
+    assert_eq!(r.stdout.trim(), want);
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap(),
+        host_before
+    );
+
+    // Without a network namespace the same sysctl would change the host: refused in prepare.
+    let mut spec = base_spec();
+    spec["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": want});
+    spec["linux"]["namespaces"] = json!([{"type": "mount"}, {"type": "ipc"}]);
+    spec["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|m| m["type"] != "sysfs");
+    match Harness::new(&b).run(&spec, "true") {
+        Err(Failed::Prepare(msg)) => assert!(msg.contains("net.ipv4.ip_forward"), "{msg}"),
+        other => panic!("expected a prepare error, got {other:?}"),
+    }
+}
+
+#[test]
+fn rlimits_are_clamped_to_the_hosts_hard_limit_and_oom_score_is_set() {
+    if !privileged() {
+        return;
+    }
+    let host_hard = rustix::process::getrlimit(rustix::process::Resource::Nofile).maximum;
+    let b = Bundle::new();
+    let mut spec = base_spec();
+    spec["process"]["rlimits"] = json!([
+        {"type": "RLIMIT_NOFILE", "soft": 1048576u64, "hard": 1048576u64},
+        {"type": "RLIMIT_CORE", "soft": 0, "hard": 0}
+    ]);
+    spec["process"]["oomScoreAdj"] = json!(500);
+    let r = Harness::new(&b).ok(
+        &spec,
+        "ulimit -Sn; ulimit -Hn; ulimit -Hc; cat /proc/self/oom_score_adj",
+    );
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    let has_cap = rustix::thread::capabilities(None)
+        .unwrap()
+        .effective
+        .contains(rustix::thread::CapabilitySet::SYS_RESOURCE);
+    let expect = if has_cap {
+        1_048_576
+    } else {
+        host_hard.unwrap_or(u64::MAX).min(1_048_576)
+    };
+    assert_eq!(lines[0], expect.to_string(), "{lines:?}");
+    assert_eq!(lines[1], expect.to_string(), "{lines:?}");
+    assert_eq!(lines[2], "0");
+    assert_eq!(lines[3], "500");
+}
+
+#[test]
+fn default_capabilities_and_no_new_privs_show_in_proc_status() {
+    if !privileged() {
+        return;
+    }
+    let b = Bundle::new();
+    let r = Harness::new(&b).ok(
+        &base_spec(),
+        "grep -E '^(Cap|NoNewPrivs)' /proc/self/status",
+    );
+    let field = |name: &str| {
+        r.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}:\t")))
+            .unwrap_or_else(|| panic!("{name} missing in {}", r.stdout))
+            .to_owned()
+    };
+    // containerd's 14 as a mask (see process::caps); as root the exec keeps the bounding set.
+    assert_eq!(field("CapEff"), "00000000a80425fb");
+    assert_eq!(field("CapPrm"), "00000000a80425fb");
+    assert_eq!(field("CapBnd"), "00000000a80425fb");
+    assert_eq!(field("CapInh"), "0000000000000000");
+    assert_eq!(field("NoNewPrivs"), "1");
+}
+
+#[test]
+fn user_groups_umask_ambient_capabilities_and_cwd_are_applied() {
+    if !privileged() {
+        return;
+    }
+    let b = Bundle::new();
+    std::fs::create_dir_all(b.rootfs().join("work/dir")).unwrap();
+    let mut spec = base_spec();
+    spec["root"]["readonly"] = json!(false);
+    spec["process"]["user"] =
+        json!({"uid": 1000, "gid": 1001, "additionalGids": [5, 27], "umask": 23 /* 0o027 */});
+    spec["process"]["cwd"] = json!("/work/dir");
+    spec["process"]["noNewPrivileges"] = json!(false);
+    let nbs = ["CAP_NET_BIND_SERVICE"];
+    spec["process"]["capabilities"] = json!({
+        "bounding": nbs, "effective": nbs, "permitted": nbs, "inheritable": nbs, "ambient": nbs
+    });
+    let r = Harness::new(&b).ok(
+        &spec,
+        "id -u; id -g; id -G; umask; pwd; grep -E '^(CapEff|CapAmb|NoNewPrivs)' /proc/self/status",
+    );
+    let l: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(
+        &l[..5],
+        ["1000", "1001", "1001 5 27", "0027", "/work/dir"],
+        "{r:?}"
+    );
+    assert!(l.contains(&"CapEff:\t0000000000000400"), "{l:?}");
+    assert!(l.contains(&"CapAmb:\t0000000000000400"), "{l:?}");
+    assert!(l.contains(&"NoNewPrivs:\t0"), "{l:?}");
+}
+
+#[test]
+fn a_missing_cwd_is_a_clear_child_error() {
+    if !privileged() {
+        return;
+    }
+    let b = Bundle::new();
+    let mut spec = base_spec();
+    spec["process"]["cwd"] = json!("/no/such/dir");
+    match Harness::new(&b).run(&spec, "true") {
+        Err(Failed::Child(e, msg)) => {
+            assert_eq!(e.errno, libc::ENOENT);
+            assert!(
+                msg.contains("process.cwd") && msg.contains("/no/such/dir"),
+                "{msg}"
+            );
+        }
+        other => panic!("expected a child error, got {other:?}"),
+    }
+}
+
+#[test]
+fn no_pivot_moves_the_root_and_still_isolates() {
+    if !privileged() {
+        return;
+    }
+    let b = Bundle::new();
+    let mut h = Harness::new(&b);
+    h.no_pivot = true;
+    let r = h.ok(&base_spec(), "ls /; echo ==; touch /x 2>&1 || true");
+    assert!(
+        r.stdout.contains("bin") && r.stdout.contains("Read-only file system"),
+        "{r:?}"
+    );
+    assert!(
+        !r.stdout.contains("boot"),
+        "the host root is visible: {r:?}"
+    );
+}
