@@ -303,3 +303,55 @@ fn a_relative_path_lands_under_our_own_cgroup_and_bad_paths_are_refused() {
     let e = Cgroup::create(&l, "machine.slice:drover:x", None).unwrap_err();
     assert!(e.to_string().contains("not supported"), "{e}");
 }
+
+/// Removes a directory made by the test itself.
+struct DirGuard(PathBuf);
+
+impl Drop for DirGuard {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+#[test]
+fn the_v2_device_program_refuses_devices_outside_the_rules() {
+    require_root!();
+    let l = layout();
+    let Some(unified) = l.unified.as_ref() else {
+        eprintln!("skipped: no cgroup2 mount for a device program");
+        return;
+    };
+    // On this hybrid host the v1 devices controller is what containers get; the BPF program
+    // (what a v2-only host uses) is checked on a unified directory of its own.
+    let run = |rules: &str, test: &str| -> String {
+        let dir = unified
+            .mount_point
+            .join(format!("drover-test-{}-{test}", std::process::id()));
+        std::fs::create_dir(&dir).unwrap();
+        let _g = DirGuard(dir.clone());
+        let rules: Vec<oci_spec::runtime::LinuxDeviceCgroup> = serde_json::from_str(rules).unwrap();
+        drover_runtime::cgroups::attach_device_filter(&dir, &rules).unwrap();
+        let mut c = held_shell(": </dev/null && echo null; : </dev/kmsg && echo kmsg");
+        std::fs::write(dir.join("cgroup.procs"), c.id().to_string()).unwrap();
+        release(&mut c);
+        wait_with_timeout(&mut c, "the device-probing shell");
+        let mut out = String::new();
+        c.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+        out
+    };
+    let out = run("[]", "devbpf-deny");
+    assert!(
+        out.contains("null"),
+        "/dev/null is in the default allow list: {out:?}"
+    );
+    assert!(
+        !out.contains("kmsg"),
+        "/dev/kmsg (c 1:11) opened despite deny-all: {out:?}"
+    );
+    // Control: a spec rule that allows reading c 1:11 opens it.
+    let out = run(
+        r#"[{"allow":true,"type":"c","major":1,"minor":11,"access":"r"}]"#,
+        "devbpf-allow",
+    );
+    assert!(out.contains("null") && out.contains("kmsg"), "{out:?}");
+}

@@ -13,6 +13,7 @@
 //! it is parent-side work on cgroupfs files.
 
 mod detect;
+mod device_bpf;
 mod devices;
 mod resources;
 mod stats;
@@ -25,6 +26,7 @@ use oci_spec::runtime::LinuxResources;
 use serde::{Deserialize, Serialize};
 
 pub use detect::{CgroupLayout, LayoutKind, Unified, V1Hierarchy, detect, detect_at};
+pub use device_bpf::attach_device_filter;
 pub use devices::default_allowed_devices;
 pub use resources::{Write, cpu_shares_to_weight, plan_resources};
 pub use stats::Stats;
@@ -225,12 +227,32 @@ impl Cgroup {
         let empty = LinuxResources::default();
         let resources = resources.unwrap_or(&empty);
         let writes = plan_resources(&cg, resources, true)?;
-        let result = cg.make_dirs(&writes).and_then(|()| cg.apply(&writes));
+        let result = cg
+            .make_dirs(&writes)
+            .and_then(|()| cg.apply(&writes))
+            .and_then(|()| cg.device_program(resources));
         if let Err(e) = result {
             let _ = cg.destroy();
             return Err(e);
         }
         Ok(cg)
+    }
+
+    /// On a host without the v1 devices controller, the device rules become a BPF program on
+    /// the unified directory.
+    fn device_program(&self, resources: &LinuxResources) -> Result<(), CgroupError> {
+        if self
+            .dirs
+            .iter()
+            .any(|d| !d.is_unified() && d.has("devices"))
+        {
+            return Ok(());
+        }
+        let Some(u) = self.dirs.iter().find(|d| d.is_unified()) else {
+            return Ok(());
+        };
+        let rules = resources.devices().clone().unwrap_or_default();
+        attach_device_filter(&u.path, &rules)
     }
 
     /// Applies new resources to a running container (`runc update`). Device rules are left as

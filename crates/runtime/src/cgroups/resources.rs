@@ -545,14 +545,17 @@ impl Planner<'_> {
             }
             return Ok(());
         }
+        if self.cg.dirs.iter().any(|d| d.is_unified()) {
+            // cgroup v2: a BPF program, loaded and attached by Cgroup::create.
+            return Ok(());
+        }
         if devices::only_allows(rules) {
-            // Without a device controller there is nothing to write; allow rules are met.
+            // Without any device controller there is nothing to write; allow rules are met.
             return Ok(());
         }
         Err(CgroupError::Unsupported {
-            what: "linux.resources.devices has deny rules, and this host has no v1 devices \
-                   controller; on cgroup v2 device rules need a BPF_PROG_TYPE_CGROUP_DEVICE \
-                   program, which drover does not load yet"
+            what: "linux.resources.devices has deny rules, and this host has neither a v1 \
+                   devices controller nor cgroup2 for a device BPF program"
                 .into(),
         })
     }

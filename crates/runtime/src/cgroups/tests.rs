@@ -162,16 +162,13 @@ fn v2_converts_shares_swap_and_quota_like_runc() {
 }
 
 #[test]
-fn v2_deny_device_rules_are_a_clear_error_but_allow_rules_are_not() {
+fn v2_device_rules_leave_the_file_plan_to_the_bpf_program() {
     let cg = Cgroup::resolve(&layout("v2"), "/d/c").unwrap();
     let deny = resources(r#"{"devices":[{"allow":false,"access":"rwm"}]}"#);
-    let e = plan_resources(&cg, &deny, true).unwrap_err().to_string();
-    assert!(e.contains("BPF_PROG_TYPE_CGROUP_DEVICE"), "{e}");
-    let allow =
-        resources(r#"{"devices":[{"allow":true,"type":"c","major":1,"minor":3,"access":"rw"}]}"#);
-    assert!(plan_resources(&cg, &allow, true).unwrap().is_empty());
-    // An update never rewrites device rules.
-    assert!(plan_resources(&cg, &deny, false).unwrap().is_empty());
+    assert!(plan_resources(&cg, &deny, true).unwrap().is_empty());
+    // Bad rules are still refused before anything is created.
+    let bad = resources(r#"{"devices":[{"allow":true,"type":"c","access":"rwx"}]}"#);
+    assert!(device_bpf::program(bad.devices().as_ref().unwrap()).is_err());
 }
 
 #[test]
@@ -222,6 +219,7 @@ fn cpu_shares_convert_to_weight_with_runcs_formula() {
     assert_eq!(cpu_shares_to_weight(0), 0, "unset stays unset");
     assert_eq!(cpu_shares_to_weight(2), 1);
     assert_eq!(cpu_shares_to_weight(1024), 39);
+    assert_eq!(cpu_shares_to_weight(512), 20, "the kubelet's 500m request");
     assert_eq!(cpu_shares_to_weight(262_144), 10_000);
     assert_eq!(cpu_shares_to_weight(1), 1, "below the v1 minimum clamps");
     assert_eq!(
