@@ -81,6 +81,9 @@ pub enum ImageCommand {
         image: String,
         /// Destination reference (default: the image's name).
         dest: Option<String>,
+        /// Blobs larger than this many bytes are uploaded in chunks (PATCH) of this size.
+        #[arg(long, default_value_t = 8 << 20)]
+        chunk_size: usize,
     },
     /// List images.
     #[command(alias = "list")]
@@ -257,10 +260,12 @@ async fn execute(cmd: ImageCommand) -> anyhow::Result<()> {
             common,
             image,
             dest,
+            chunk_size,
         } => {
             let store = common.store()?;
             let opts = PushOptions {
                 registries: common.registries()?,
+                chunk_size: chunk_size.max(1),
                 ..PushOptions::default()
             };
             let rep = push(&store, &image, dest.as_deref(), &opts).await?;

@@ -330,10 +330,11 @@ async fn fetch_image(
                 fetched_bytes += n;
             }
             Ok(None) => present += 1,
+            // The other layers finish (or fail) on their own: aborting would leave detached
+            // unpack threads behind; every task cleans up after itself on error.
             Err(e) => {
                 if first_err.is_none() {
                     first_err = Some(e);
-                    tasks.abort_all();
                 }
             }
         }
