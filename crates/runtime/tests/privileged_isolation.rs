@@ -164,6 +164,9 @@ enum Failed {
 struct Harness<'a> {
     bundle: &'a Bundle,
     no_pivot: bool,
+    /// Run in a new user namespace mapping root to root (the only map a process may write for
+    /// itself): device nodes are then bind-mounted from the host.
+    user_namespace: bool,
     cgroup: Option<&'a drover_runtime::cgroups::Cgroup>,
 }
 
@@ -172,6 +175,7 @@ impl<'a> Harness<'a> {
         Self {
             bundle,
             no_pivot: false,
+            user_namespace: false,
             cgroup: None,
         }
     }
@@ -198,9 +202,12 @@ impl<'a> Harness<'a> {
                 flags |= flag;
             }
         }
+        if self.user_namespace {
+            flags |= libc::CLONE_NEWUSER;
+        }
         let opts = rootfs::Options {
             bundle: self.bundle.path(),
-            user_namespace: false,
+            user_namespace: self.user_namespace,
             no_pivot: self.no_pivot,
             console: None,
             cgroup: self.cgroup,
@@ -210,13 +217,14 @@ impl<'a> Harness<'a> {
         let pr = process::prepare(
             proc_spec,
             &process::Options {
-                user_namespace: false,
+                user_namespace: self.user_namespace,
             },
         )
         .map_err(|e| Failed::Prepare(format!("{e:#}")))?;
         let (err_read, err_write) =
             rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
         let run_child = ChildSide {
+            userns: self.user_namespace,
             flags,
             fs,
             pr,
@@ -277,6 +285,7 @@ impl<'a> Harness<'a> {
 }
 
 struct ChildSide {
+    userns: bool,
     flags: i32,
     fs: rootfs::Plan,
     pr: process::Plan,
@@ -305,6 +314,19 @@ impl ChildSide {
                 errno,
                 index: 0,
             });
+        }
+        if self.userns {
+            for (file, content) in [
+                (c"/proc/self/setgroups", &b"deny"[..]),
+                (c"/proc/self/uid_map", b"0 0 1"),
+                (c"/proc/self/gid_map", b"0 0 1"),
+            ] {
+                let fail = |e: rustix::io::Errno| ChildError::new(2, e, 0);
+                let fd =
+                    rustix::fs::open(file, rustix::fs::OFlags::WRONLY, rustix::fs::Mode::empty())
+                        .map_err(fail)?;
+                rustix::io::write(&fd, content).map_err(fail)?;
+            }
         }
         self.fs.apply()?;
         self.pr.apply_privileged()?;
@@ -791,4 +813,56 @@ fn no_pivot_moves_the_root_and_still_isolates() {
         !r.stdout.contains("boot"),
         "the host root is visible: {r:?}"
     );
+}
+
+#[test]
+fn in_a_user_namespace_devices_are_bound_from_the_host_and_sysfs_falls_back_to_a_bind() {
+    if !privileged() {
+        return;
+    }
+    let b = Bundle::new();
+    let mut spec = base_spec();
+    // No network namespace: a user namespace cannot mount a sysfs then (runc binds /sys).
+    spec["linux"]["namespaces"] =
+        json!([{"type": "user"}, {"type": "mount"}, {"type": "ipc"}, {"type": "uts"}]);
+    // Nor a proc without its own PID namespace: bind the host's.
+    spec["mounts"][0] =
+        json!({"destination": "/proc", "type": "bind", "source": "/proc", "options": ["rbind"]});
+    // Only root is mapped, so devpts cannot take gid=5.
+    spec["mounts"][2]["options"] = json!([
+        "nosuid",
+        "noexec",
+        "newinstance",
+        "ptmxmode=0666",
+        "mode=0620"
+    ]);
+    let mut h = Harness::new(&b);
+    h.user_namespace = true;
+    let r = h.ok(
+        &spec,
+        "cat /proc/self/mountinfo; echo ==io==; echo hi > /dev/null && head -c 4 /dev/zero | wc -c
+         echo ==id==; id -u; grep CapEff /proc/self/status",
+    );
+    let m = mounts(&r.stdout);
+    for node in [
+        "/dev/null",
+        "/dev/zero",
+        "/dev/full",
+        "/dev/random",
+        "/dev/urandom",
+        "/dev/tty",
+    ] {
+        let e = find(&m, node);
+        assert_ne!(e.2, "tmpfs", "{node} was not bound from the host: {e:?}");
+    }
+    let sys = find(&m, "/sys");
+    assert_eq!(sys.2, "sysfs");
+    assert!(sys.1.starts_with("ro"), "{sys:?}");
+    assert!(
+        m.iter().any(|x| x.0.starts_with("/sys/fs/cgroup")),
+        "/sys is not a recursive bind of the host's: {m:#?}"
+    );
+    assert_eq!(section(&r.stdout, "io").trim(), "4");
+    let id = section(&r.stdout, "id");
+    assert!(id.starts_with("0\nCapEff:\t00000000a80425fb"), "{id}");
 }

@@ -290,7 +290,13 @@ fn mount_ops(
     let what = format!("{label} ({typ} on {})", m.destination().display());
     let target = InRootPath::new(m.destination(), &format!("{what} destination"))?;
     let parsed = options::parse(m.options().iter().flatten().map(String::as_str), &what)?;
-    check_proc_destination(&dest_norm, typ, &what)?;
+    let is_bind_mount = parsed.bind.is_some() || typ == "bind";
+    let source_is_procfs = is_bind_mount
+        && m.source().as_ref().is_some_and(|s| {
+            rustix::fs::statfs(&opts.bundle.join(s))
+                .is_ok_and(|st| st.f_type as i64 == PROC_SUPER_MAGIC)
+        });
+    check_proc_destination(&dest_norm, typ, source_is_procfs, &what)?;
 
     if typ == "cgroup" || typ == "cgroup2" {
         let Some(cg) = opts.cgroup else {
@@ -356,18 +362,28 @@ fn mount_ops(
     Ok(dev_ro)
 }
 
-fn check_proc_destination(dest: &Path, typ: &str, what: &str) -> anyhow::Result<()> {
+/// `PROC_SUPER_MAGIC` (`statfs(2)`).
+const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+
+fn check_proc_destination(
+    dest: &Path,
+    typ: &str,
+    source_is_procfs: bool,
+    what: &str,
+) -> anyhow::Result<()> {
     if !dest.starts_with("/proc") {
         return Ok(());
     }
-    if (dest == Path::new("/proc") && typ == "proc")
+    // A proc filesystem on /proc itself: a new one, or a bind of one (a user namespace without
+    // its own PID namespace cannot mount a new one).
+    if (dest == Path::new("/proc") && (typ == "proc" || source_is_procfs))
         || PROC_FILES_ALLOWED.iter().any(|p| dest == Path::new(p))
     {
         return Ok(());
     }
     bail!(
         "{what}: mounts inside /proc are refused (they could cover the kernel's own files); only \
-         a proc filesystem on /proc itself and {} may be mounted there",
+         a proc filesystem (new or bound) on /proc itself and {} may be mounted there",
         PROC_FILES_ALLOWED.join(", ")
     )
 }
@@ -602,18 +618,21 @@ mod tests {
 
     #[test]
     fn proc_destinations_are_refused_except_procfs_and_lxcfs_files() {
-        assert!(check_proc_destination(Path::new("/proc"), "proc", "m").is_ok());
-        assert!(check_proc_destination(Path::new("/proc/meminfo"), "bind", "m").is_ok());
-        assert!(check_proc_destination(Path::new("/proc"), "tmpfs", "m").is_err());
+        assert!(check_proc_destination(Path::new("/proc"), "proc", false, "m").is_ok());
+        assert!(check_proc_destination(Path::new("/proc/meminfo"), "bind", false, "m").is_ok());
+        assert!(check_proc_destination(Path::new("/proc"), "tmpfs", false, "m").is_err());
         let err = check_proc_destination(
             &normalize(Path::new("/x/../proc/self/attr")),
             "bind",
+            true,
             "mounts[3]",
         )
         .unwrap_err()
         .to_string();
         assert!(err.contains("mounts[3]"), "{err}");
-        assert!(check_proc_destination(Path::new("/procfs"), "bind", "m").is_ok());
+        assert!(check_proc_destination(Path::new("/procfs"), "bind", false, "m").is_ok());
+        assert!(check_proc_destination(Path::new("/proc"), "bind", true, "m").is_ok());
+        assert!(check_proc_destination(Path::new("/proc"), "bind", false, "m").is_err());
     }
 
     #[test]
