@@ -10,6 +10,8 @@
 //!   underneath (fixed mtimes, sorted entries, root owner, digests computed here).
 //! * [`unpack`] — applies a layout's layers to a directory (whiteouts included), for tests
 //!   that `chroot` into an image before a runtime exists.
+//! * [`chroot`] — runs an unpacked image's command in a chroot inside a test network namespace
+//!   (fresh PID, mount and UTS namespaces), to check a fixture behaves without a runtime.
 //! * [`Registry`] — Debian's `docker-registry` on `127.0.0.1` inside a fresh network namespace
 //!   ([`NetNs`]), with `command()` to run clients in there and `push_fixture()`; everything is
 //!   removed on drop.
@@ -19,6 +21,7 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod chroot;
 pub mod fixtures;
 pub mod layer;
 pub mod layout;

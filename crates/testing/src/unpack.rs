@@ -52,6 +52,15 @@ pub fn manifest_for(layout: &Path, tag: &str, platform: &Platform) -> Result<Val
     read_json(&blob_path(layout, &d.digest))
 }
 
+/// The image config (JSON) for `tag` and `platform`.
+pub fn config_for(layout: &Path, tag: &str, platform: &Platform) -> Result<Value, BuildError> {
+    let manifest = manifest_for(layout, tag, platform)?;
+    let digest = manifest["config"]["digest"]
+        .as_str()
+        .ok_or_else(|| bad(layout, format!("manifest of {tag:?} has no config digest")))?;
+    read_json(&blob_path(layout, digest))
+}
+
 /// Applies the layers of `tag` (host platform) to `dest`, bottom first. Whiteouts delete what
 /// lower layers made; an opaque marker empties its directory of lower layers' entries. Owners
 /// and modes are kept (run as root to keep owners).
