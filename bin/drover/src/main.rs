@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use drover_apiserver::{ApiServer, Cidr, Config};
+use drover_apiserver::{ApiServer, Cidr, Config, Datastore};
 
 #[derive(Parser)]
 #[command(
@@ -71,10 +71,31 @@ struct ServerArgs {
     /// Most revisions of datastore history kept, whatever their age.
     #[arg(long, default_value_t = 100_000)]
     datastore_max_history: u64,
-    /// The datastore: `sqlite://PATH` (default: <data-dir>/db/state.db). Servers started with
-    /// the same endpoint and the same --token serve the same cluster.
+    /// The datastore: `sqlite://PATH` (default: <data-dir>/db/state.db), or etcd members
+    /// `etcd://[user:password@]host:2379[,host2:2379…]` (`http://`, `https://` also work).
+    /// Servers started with the same endpoint and the same --token serve the same cluster.
     #[arg(long, value_parser = drover_apiserver::parse_datastore_endpoint)]
-    datastore_endpoint: Option<PathBuf>,
+    datastore_endpoint: Option<Datastore>,
+    /// CA bundle that signed the etcd members' certificates (turns etcd:// into https://).
+    #[arg(long)]
+    datastore_cafile: Option<PathBuf>,
+    /// Client certificate for etcd's client-certificate auth.
+    #[arg(long)]
+    datastore_certfile: Option<PathBuf>,
+    /// Key of --datastore-certfile.
+    #[arg(long)]
+    datastore_keyfile: Option<PathBuf>,
+    /// etcd user (instead of user:password@ in the endpoint); the password comes from
+    /// DROVER_DATASTORE_PASSWORD.
+    #[arg(long)]
+    datastore_user: Option<String>,
+    /// Password of --datastore-user.
+    #[arg(long, env = "DROVER_DATASTORE_PASSWORD", hide_env_values = true)]
+    datastore_password: Option<String>,
+    /// Prefix of every key Drover stores in etcd, so several clusters can share one etcd
+    /// (default: none; keys are /registry/…, as kube-apiserver's and k3s's).
+    #[arg(long, default_value = "")]
+    datastore_prefix: String,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -126,6 +147,46 @@ fn exit_code(code: i32) -> ExitCode {
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
 
+/// Applies the etcd flags to an etcd endpoint; rejects them for SQLite.
+fn etcd_settings(args: &ServerArgs) -> Result<Option<Datastore>, String> {
+    let endpoint = args.datastore_endpoint.clone();
+    let etcd_flags = args.datastore_cafile.is_some()
+        || args.datastore_certfile.is_some()
+        || args.datastore_keyfile.is_some()
+        || args.datastore_user.is_some()
+        || !args.datastore_prefix.is_empty();
+    let Some(Datastore::Etcd(mut etcd)) = endpoint else {
+        if etcd_flags {
+            return Err(
+                "--datastore-cafile/-certfile/-keyfile/-user/-prefix apply to an etcd \
+                 --datastore-endpoint (etcd://host:2379)"
+                    .into(),
+            );
+        }
+        return Ok(endpoint);
+    };
+    etcd.ca_file = args.datastore_cafile.clone();
+    etcd.cert_file = args.datastore_certfile.clone();
+    etcd.key_file = args.datastore_keyfile.clone();
+    if let Some(user) = &args.datastore_user {
+        let password = args.datastore_password.clone().ok_or_else(|| {
+            format!(
+                "--datastore-user {user} needs DROVER_DATASTORE_PASSWORD (or --datastore-password)"
+            )
+        })?;
+        etcd.user = Some((user.clone(), password));
+    }
+    let prefix = &args.datastore_prefix;
+    if !prefix.is_empty() && !prefix.starts_with('/') {
+        return Err(format!(
+            "--datastore-prefix {prefix:?} must start with '/', e.g. /cluster-a"
+        ));
+    }
+    etcd.prefix = prefix.trim_end_matches('/').to_owned();
+    etcd.resolve_schemes()?;
+    Ok(Some(Datastore::Etcd(etcd)))
+}
+
 fn run_server(args: ServerArgs) -> ExitCode {
     let mut config = Config::new(args.data_dir);
     config.bind_address = args.bind_address;
@@ -139,7 +200,13 @@ fn run_server(args: ServerArgs) -> ExitCode {
     config.max_in_flight = args.max_requests_inflight;
     config.history_retention = args.datastore_history_retention;
     config.max_history = args.datastore_max_history;
-    config.datastore_path = args.datastore_endpoint;
+    config.datastore = match etcd_settings(&args) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("drover: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -97,32 +97,43 @@ pub struct Config {
     pub history_retention: Duration,
     /// Most revisions of history kept, whatever their age (bounds the database size).
     pub max_history: u64,
-    /// The SQLite database file, when not `<data-dir>/db/state.db` (servers sharing one).
-    pub datastore_path: Option<PathBuf>,
+    /// The datastore, when not the SQLite file `<data-dir>/db/state.db`.
+    pub datastore: Option<Datastore>,
 }
 
-/// Parses `--datastore-endpoint`: `sqlite://PATH` or a plain path to a SQLite file.
-pub fn parse_datastore_endpoint(s: &str) -> Result<PathBuf, String> {
+/// Where the API server keeps its state (`--datastore-endpoint`).
+#[derive(Clone, Debug)]
+pub enum Datastore {
+    /// A SQLite file; servers on one host may share it.
+    Sqlite(PathBuf),
+    /// An etcd cluster. `retention` and `max_history` are taken from [`Config`] at start.
+    Etcd(Box<drover_store::EtcdConfig>),
+}
+
+/// Parses `--datastore-endpoint`: `sqlite://PATH` or a plain path to a SQLite file, or etcd
+/// members `etcd://[user:password@]host:port[,host:port…]` (also `http://` and `https://`, as
+/// k3s accepts).
+pub fn parse_datastore_endpoint(s: &str) -> Result<Datastore, String> {
     if let Some(path) = s.strip_prefix("sqlite://") {
         if path.is_empty() {
             return Err(
                 "sqlite:// needs a file path, e.g. sqlite:///var/lib/drover/db/state.db".into(),
             );
         }
-        return Ok(PathBuf::from(path));
+        return Ok(Datastore::Sqlite(PathBuf::from(path)));
     }
-    if ["etcd://", "http://", "https://", "unix://"]
+    if ["etcd://", "http://", "https://"]
         .iter()
         .any(|p| s.starts_with(p))
     {
-        return Err(format!(
-            "{s:?}: the etcd backend is not available in this build yet; use sqlite://PATH (one file shared by the servers of a cluster)"
-        ));
+        return drover_store::EtcdConfig::parse_endpoint(s).map(|c| Datastore::Etcd(Box::new(c)));
     }
     if s.contains("://") {
-        return Err(format!("{s:?}: unknown datastore; use sqlite://PATH"));
+        return Err(format!(
+            "{s:?}: unknown datastore; use sqlite://PATH or etcd://host:2379[,host2:2379]"
+        ));
     }
-    Ok(PathBuf::from(s))
+    Ok(Datastore::Sqlite(PathBuf::from(s)))
 }
 
 impl Config {
@@ -142,7 +153,7 @@ impl Config {
             shutdown_grace: Duration::from_secs(10),
             history_retention: Duration::from_secs(300),
             max_history: 100_000,
-            datastore_path: None,
+            datastore: None,
         }
     }
 

@@ -40,12 +40,12 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use bytes::Bytes;
-use drover_store::{AnyStore, SqliteConfig, SqliteStore, Store};
+use drover_store::{AnyStore, EtcdStore, SqliteConfig, SqliteStore, Store};
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::BodyExt as _;
 use serde_json::{Value, json};
 
-pub use config::{Cidr, Config, parse_datastore_endpoint};
+pub use config::{Cidr, Config, Datastore, parse_datastore_endpoint};
 
 use crate::auth::User;
 use crate::body::Body;
@@ -75,19 +75,13 @@ impl ApiServer {
         make_private_dir(&data_dir)?;
         let db_dir = data_dir.join("db");
         make_private_dir(&db_dir)?;
-        let db_path = config
-            .datastore_path
-            .clone()
-            .unwrap_or_else(|| db_dir.join("state.db"));
-        let mut store_config = SqliteConfig::new(db_path);
-        store_config.retention = config.history_retention;
-        store_config.max_history_rows = config.max_history;
-        let store = SqliteStore::open(store_config)
-            .with_context(|| format!("cannot open the datastore in {}", db_dir.display()))?;
-        let store = Arc::new(AnyStore::from(store));
+        let store = Arc::new(open_store(&config, &db_dir)?);
 
         let (token, token_hint) = resolve_token(&config)?;
-        let identity = load_identity(&store, &token, &token_hint).await?;
+        let identity = until_available("load the cluster identity", || {
+            load_identity(&store, &token, &token_hint)
+        })
+        .await?;
 
         let tls_dir = data_dir.join("tls");
         make_private_dir(&tls_dir)?;
@@ -123,9 +117,11 @@ impl ApiServer {
         )
         .with_context(|| format!("cannot write {}", kubeconfig.display()))?;
 
-        let cache = cache::Cache::start(Arc::clone(&store))
-            .await
-            .context("cannot prime the watch cache")?;
+        let cache = until_available("prime the watch cache", || async {
+            Ok(cache::Cache::start(Arc::clone(&store)).await?)
+        })
+        .await
+        .context("cannot prime the watch cache")?;
         let sa_key = handlers::parse_signing_key(&identity).map_err(|e| anyhow::anyhow!(e))?;
         let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
         let metrics = Arc::new(metrics::Metrics::default());
@@ -186,6 +182,59 @@ impl ApiServer {
         let _ = self.shutdown_tx.send(true);
         let _ = self.serving.await;
         drop(self.store);
+    }
+}
+
+/// Opens the configured datastore (the SQLite file in `db_dir` by default).
+fn open_store(config: &Config, db_dir: &std::path::Path) -> anyhow::Result<AnyStore> {
+    match &config.datastore {
+        Some(Datastore::Etcd(etcd)) => {
+            let mut etcd = (**etcd).clone();
+            etcd.retention = config.history_retention;
+            etcd.max_history = config.max_history;
+            let endpoints = etcd.describe();
+            let store = EtcdStore::open(etcd)
+                .with_context(|| format!("cannot use the etcd datastore at {endpoints}"))?;
+            Ok(AnyStore::from(store))
+        }
+        sqlite => {
+            let db_path = match sqlite {
+                Some(Datastore::Sqlite(path)) => path.clone(),
+                _ => db_dir.join("state.db"),
+            };
+            let mut store_config = SqliteConfig::new(db_path);
+            store_config.retention = config.history_retention;
+            store_config.max_history_rows = config.max_history;
+            let store = SqliteStore::open(store_config)
+                .with_context(|| format!("cannot open the datastore in {}", db_dir.display()))?;
+            Ok(AnyStore::from(store))
+        }
+    }
+}
+
+/// Runs `f` until it does not fail with [`drover_store::Error::Unavailable`], waiting with
+/// backoff in between: a server started before its etcd waits for it instead of exiting (and
+/// being restarted in a loop by its supervisor).
+async fn until_available<T, F, Fut>(what: &str, mut f: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<T>>,
+{
+    let mut backoff = std::time::Duration::from_millis(200);
+    loop {
+        match f().await {
+            Err(e)
+                if matches!(
+                    e.downcast_ref::<drover_store::Error>(),
+                    Some(drover_store::Error::Unavailable(_))
+                ) =>
+            {
+                tracing::warn!("cannot {what} yet, retrying in {backoff:?}: {e:#}");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(std::time::Duration::from_secs(5));
+            }
+            other => return other,
+        }
     }
 }
 
@@ -464,9 +513,20 @@ fn version() -> Value {
 
 fn health(state: &State, endpoint: &str, check: Option<&str>, query: &Query) -> Response<Body> {
     let mut checks: Vec<(&str, bool)> = vec![("ping", true), ("log", true)];
+    // Why the datastore check failed (it names the endpoint); a datastore outage is 503.
+    let mut etcd_failure: Option<String> = None;
+    let failed_code = |etcd_failure: &Option<String>| {
+        if etcd_failure.is_some() {
+            StatusCode::SERVICE_UNAVAILABLE
+        } else {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+    };
     if endpoint != "livez" {
         let ready = state.bootstrapped.load(Ordering::SeqCst);
-        checks.push(("etcd", true));
+        let etcd = state.store.health();
+        etcd_failure = etcd.as_ref().err().cloned();
+        checks.push(("etcd", etcd.is_ok()));
         checks.push(("informer-sync", state.cache.revision() > 0 || ready));
         checks.push(("poststarthook/bootstrap-objects", ready));
         checks.push((
@@ -478,10 +538,16 @@ fn health(state: &State, endpoint: &str, check: Option<&str>, query: &Query) -> 
     if let Some(name) = check {
         return match checks.iter().find(|(n, _)| *n == name) {
             Some((_, true)) => text_response(StatusCode::OK, "ok".into()),
-            Some((n, false)) => text_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("[-]{n} failed: not ready\n"),
-            ),
+            Some((n, false)) => match (*n, &etcd_failure) {
+                ("etcd", Some(why)) => text_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("[-]etcd failed: {why}\n"),
+                ),
+                _ => text_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("[-]{n} failed: not ready\n"),
+                ),
+            },
             None => not_found(),
         };
     }
@@ -489,13 +555,15 @@ fn health(state: &State, endpoint: &str, check: Option<&str>, query: &Query) -> 
     let code = if ok {
         StatusCode::OK
     } else {
-        StatusCode::INTERNAL_SERVER_ERROR
+        failed_code(&etcd_failure)
     };
     if query.get("verbose").is_some() || !ok {
         let mut s = String::new();
         for (n, good) in &checks {
             s.push_str(&if *good {
                 format!("[+]{n} ok\n")
+            } else if let ("etcd", Some(why)) = (*n, &etcd_failure) {
+                format!("[-]etcd failed: {why}\n")
             } else {
                 format!("[-]{n} failed: reason withheld\n")
             });
