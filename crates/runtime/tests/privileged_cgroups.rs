@@ -355,3 +355,51 @@ fn the_v2_device_program_refuses_devices_outside_the_rules() {
     );
     assert!(out.contains("null") && out.contains("kmsg"), "{out:?}");
 }
+
+/// Puts the unified root's `cgroup.subtree_control` back as the test found it.
+struct SubtreeGuard {
+    file: PathBuf,
+    controller: &'static str,
+    was_enabled: bool,
+}
+
+impl Drop for SubtreeGuard {
+    fn drop(&mut self) {
+        if !self.was_enabled {
+            let _ = std::fs::write(&self.file, format!("-{}", self.controller));
+        }
+    }
+}
+
+#[test]
+fn hybrid_puts_a_controller_that_lives_only_in_cgroup2_on_the_unified_mount() {
+    require_root!();
+    let l = layout();
+    let Some(u) = l
+        .unified
+        .as_ref()
+        .filter(|u| u.has("hugetlb") && l.v1_for("hugetlb").is_none())
+    else {
+        eprintln!("skipped: hugetlb is not a cgroup2-only controller on this host");
+        return;
+    };
+    let file = u.mount_point.join("cgroup.subtree_control");
+    let was_enabled = std::fs::read_to_string(&file).unwrap().contains("hugetlb");
+    let _restore = SubtreeGuard {
+        file,
+        controller: "hugetlb",
+        was_enabled,
+    };
+    let r = resources(r#"{"hugepageLimits":[{"pageSize":"2MB","limit":0}],"pids":{"limit":7}}"#);
+    let cg = Cgroup::create(&l, &name("hugetlb"), Some(&r)).unwrap();
+    let _g = Guard {
+        cg: cg.clone(),
+        children: vec![],
+    };
+    assert_eq!(read(&cg, "unified", "hugetlb.2MB.max"), "0");
+    assert_eq!(
+        read(&cg, "pids", "pids.max"),
+        "7",
+        "v1 controllers still get theirs"
+    );
+}

@@ -497,13 +497,16 @@ fn check_path(p: &str) -> Result<PathBuf, CgroupError> {
 }
 
 /// Enables `controllers` for the children of `dir` (its `cgroup.subtree_control`), writing only
-/// when one is not enabled yet.
+/// those not enabled yet. A controller `dir` itself does not have (its `cgroup.controllers`) is
+/// left out, as runc does; a resource that needs it then fails naming its missing file.
 fn enable_in(dir: &Path, controllers: &[String]) -> Result<(), CgroupError> {
+    let available = read_file(&dir.join("cgroup.controllers"))?;
     let f = dir.join("cgroup.subtree_control");
     let current = read_file(&f)?;
+    let has = |text: &str, c: &str| text.split_whitespace().any(|x| x == c);
     let missing: Vec<String> = controllers
         .iter()
-        .filter(|c| !current.split_whitespace().any(|x| x == c.as_str()))
+        .filter(|c| has(&available, c) && !has(&current, c))
         .map(|c| format!("+{c}"))
         .collect();
     if missing.is_empty() {
