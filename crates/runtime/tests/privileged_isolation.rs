@@ -866,3 +866,66 @@ fn in_a_user_namespace_devices_are_bound_from_the_host_and_sysfs_falls_back_to_a
     let id = section(&r.stdout, "id");
     assert!(id.starts_with("0\nCapEff:\t00000000a80425fb"), "{id}");
 }
+
+/// Removes the test's cgroup even when the test fails.
+struct CgroupGuard(drover_runtime::cgroups::Cgroup);
+
+impl Drop for CgroupGuard {
+    fn drop(&mut self) {
+        if let Err(e) = self.0.destroy() {
+            eprintln!("removing the test cgroup: {e}");
+        }
+    }
+}
+
+#[test]
+fn a_cgroup_mount_shows_the_containers_own_cgroup_read_only() {
+    if !privileged() {
+        return;
+    }
+    use drover_runtime::cgroups;
+    let layout = cgroups::detect().unwrap();
+    let name = format!("/drover-test-iso-{}", std::process::id());
+    let cg = CgroupGuard(cgroups::Cgroup::create(&layout, &name, None).unwrap());
+    let b = Bundle::new();
+    let mut spec = base_spec();
+    spec["mounts"].as_array_mut().unwrap().push(json!({
+        "destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+        "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]
+    }));
+    let mut h = Harness::new(&b);
+    h.cgroup = Some(&cg.0);
+    let r = h.ok(
+        &spec,
+        "cat /proc/self/mountinfo; echo ==ls==; ls /sys/fs/cgroup
+         echo ==w==; mkdir /sys/fs/cgroup/x 2>&1 || true",
+    );
+    let info = &r.stdout;
+    let m = mounts(info);
+    let top = find(&m, "/sys/fs/cgroup");
+    assert!(top.2 == "tmpfs" && top.1.starts_with("ro"), "{top:?}");
+    let listed = section(info, "ls");
+    for h in &layout.v1 {
+        let dir = h.dir_name();
+        assert!(
+            listed.lines().any(|l| l == dir),
+            "{dir} missing from {listed}"
+        );
+        let point = format!("/sys/fs/cgroup/{dir}");
+        let line = info
+            .lines()
+            .rev()
+            .find(|l| l.split(' ').nth(4) == Some(point.as_str()))
+            .unwrap();
+        // The mount's root inside the hierarchy is the container's own cgroup, not the host's.
+        assert!(line.split(' ').nth(3).unwrap().ends_with(&name), "{line}");
+        assert!(line.split(' ').nth(5).unwrap().starts_with("ro"), "{line}");
+    }
+    if layout.unified.is_some() {
+        assert!(listed.lines().any(|l| l == "unified"), "{listed}");
+    }
+    assert!(
+        section(info, "w").contains("Read-only file system"),
+        "{info}"
+    );
+}

@@ -720,4 +720,70 @@ mod tests {
             "{err}"
         );
     }
+
+    #[test]
+    fn a_v1_cgroup_mount_is_a_tmpfs_with_a_bind_per_hierarchy_and_comount_links() {
+        use crate::cgroups::{CgroupDir, LayoutKind};
+        let dir = |h: Hierarchy, p: &str| CgroupDir {
+            hierarchy: h,
+            mount_point: PathBuf::from("/sys/fs/cgroup/x"),
+            path: PathBuf::from(p),
+            created: 0,
+        };
+        let cg = Cgroup {
+            kind: LayoutKind::Hybrid,
+            dirs: vec![
+                dir(
+                    Hierarchy::V1(vec!["cpu".into(), "cpuacct".into()]),
+                    "/cg/cpu,cpuacct/c1",
+                ),
+                dir(Hierarchy::V1(vec!["name=systemd".into()]), "/cg/systemd/c1"),
+                dir(Hierarchy::Unified(vec![]), "/cg/unified/c1"),
+            ],
+        };
+        let dest = InRootPath::new(Path::new("/sys/fs/cgroup"), "m").unwrap();
+        let parsed = options::parse(["nosuid", "noexec", "nodev", "ro"], "m").unwrap();
+        let (mut ops, mut d) = (Vec::new(), Vec::new());
+        cgroup_ops("m", &dest, &parsed, &cg, false, &mut ops, &mut d).unwrap();
+        assert_eq!(
+            d,
+            [
+                "m: tmpfs",
+                "m: cpu,cpuacct",
+                "m: symlink cpu -> cpu,cpuacct",
+                "m: symlink cpuacct -> cpu,cpuacct",
+                "m: systemd",
+                "m: unified",
+                "m: read-only tmpfs"
+            ]
+        );
+        let Op::Mount(tmpfs) = &ops[0] else {
+            panic!("{:?}", ops[0])
+        };
+        assert_eq!(
+            tmpfs.flags & ms::RDONLY,
+            0,
+            "the tmpfs is made read-only only at the end"
+        );
+        let Op::Mount(cpu) = &ops[1] else {
+            panic!("{:?}", ops[1])
+        };
+        assert_eq!(cpu.source.as_c_str(), c"/cg/cpu,cpuacct/c1");
+        assert_eq!(cpu.target.full(), c"sys/fs/cgroup/cpu,cpuacct");
+        assert_eq!(cpu.flags, ms::BIND);
+        assert!(cpu.bind_remount.is_some_and(|(f, _)| f & ms::RDONLY != 0));
+
+        // With a cgroup namespace the hierarchies are mounted, not bound.
+        let (mut ops, mut d) = (Vec::new(), Vec::new());
+        cgroup_ops("m", &dest, &parsed, &cg, true, &mut ops, &mut d).unwrap();
+        let Op::Mount(cpu) = &ops[1] else {
+            panic!("{:?}", ops[1])
+        };
+        assert_eq!(cpu.fstype.as_c_str(), c"cgroup");
+        assert_eq!(cpu.data.as_deref(), Some(c"cpu,cpuacct"));
+        let Op::Mount(unified) = &ops[5] else {
+            panic!("{:?}", ops[5])
+        };
+        assert_eq!(unified.fstype.as_c_str(), c"cgroup2");
+    }
 }
