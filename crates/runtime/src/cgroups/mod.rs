@@ -130,8 +130,8 @@ pub struct CgroupDir {
     pub mount_point: PathBuf,
     /// The directory itself (under the mount point).
     pub path: PathBuf,
-    /// How many trailing path components [`Cgroup::create`] made (0: it made none of them, so
-    /// [`Cgroup::destroy`] leaves the directory alone).
+    /// How many trailing path components did not exist and were made by [`Cgroup::create`]
+    /// (0: it made none of them, so [`Cgroup::destroy`] leaves the directory alone).
     pub created: usize,
 }
 
@@ -305,13 +305,15 @@ impl Cgroup {
                     enable_in(&dir, &enable)?;
                 }
             }
+            // Counted before the mkdirs: a create that fails half-way still lets destroy()
+            // remove the upper directories it made (missing lower ones are skipped there).
+            d.created = missing.len();
             for (i, m) in missing.iter().enumerate() {
                 std::fs::create_dir(m).map_err(|source| CgroupError::Io {
                     op: "mkdir",
                     path: m.clone(),
                     source,
                 })?;
-                d.created += 1;
                 if d.has("cpuset") && !d.is_unified() {
                     copy_cpuset_from_parent(m)?;
                 }

@@ -237,3 +237,50 @@ fn a_cgroup_round_trips_through_the_state_file_with_what_it_created() {
     assert_eq!(back, cg);
     let _unused: PathBuf = back.dirs[0].path.clone();
 }
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_failed_create_removes_every_directory_it_made_and_names_the_file() {
+    // A recorded tree in a temporary directory: mkdir works, but the new directories have none
+    // of the kernel's files, so applying the limits fails part-way.
+    let tmp = tempfile::tempdir().unwrap();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/cgroups/hybrid");
+    copy_tree(&src, tmp.path());
+    let l = detect_at(tmp.path()).unwrap();
+    let r = resources(r#"{"memory":{"limit":1048576}}"#);
+    let err = Cgroup::create(&l, "/drover/c1", Some(&r))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains(&tmp.path().display().to_string()), "{err}");
+    for h in
+        l.v1.iter()
+            .map(|h| &h.mount_point)
+            .chain(l.unified.iter().map(|u| &u.mount_point))
+    {
+        assert!(
+            !h.join("drover").exists(),
+            "{} left behind",
+            h.join("drover").display()
+        );
+    }
+    // Negative control: without the rollback the directories would still be there.
+    let mut cg = Cgroup::resolve(&l, "/drover/c1").unwrap();
+    assert!(
+        cg.make_dirs(&[]).is_err(),
+        "cpuset copy fails on the fake tree"
+    );
+    assert!(l.v1[0].mount_point.join("drover/c1").exists());
+    cg.destroy().unwrap();
+    assert!(!l.v1[0].mount_point.join("drover").exists());
+}
