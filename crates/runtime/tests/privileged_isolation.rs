@@ -162,20 +162,31 @@ enum Failed {
 }
 
 struct Harness<'a> {
-    bundle: &'a Bundle,
+    bundle: &'a Path,
     no_pivot: bool,
     /// Run in a new user namespace mapping root to root (the only map a process may write for
     /// itself): device nodes are then bind-mounted from the host.
     user_namespace: bool,
+    /// The host path of a pty slave opened here, bound onto /dev/console before pivot_root.
+    console: Option<&'a Path>,
+    /// Open a pty in the container's own devpts after `apply` and bind it with
+    /// `rootfs::bind_console` (what core's console setup does).
+    console_after_pivot: bool,
     cgroup: Option<&'a drover_runtime::cgroups::Cgroup>,
 }
 
 impl<'a> Harness<'a> {
     fn new(bundle: &'a Bundle) -> Self {
+        Self::at(bundle.path())
+    }
+
+    fn at(bundle: &'a Path) -> Self {
         Self {
             bundle,
             no_pivot: false,
             user_namespace: false,
+            console: None,
+            console_after_pivot: false,
             cgroup: None,
         }
     }
@@ -206,10 +217,10 @@ impl<'a> Harness<'a> {
             flags |= libc::CLONE_NEWUSER;
         }
         let opts = rootfs::Options {
-            bundle: self.bundle.path(),
+            bundle: self.bundle,
             user_namespace: self.user_namespace,
             no_pivot: self.no_pivot,
-            console: None,
+            console: self.console,
             cgroup: self.cgroup,
         };
         let fs = rootfs::prepare(&spec, &opts).map_err(|e| Failed::Prepare(format!("{e:#}")))?;
@@ -224,6 +235,7 @@ impl<'a> Harness<'a> {
         let (err_read, err_write) =
             rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
         let run_child = ChildSide {
+            console_after_pivot: self.console_after_pivot,
             userns: self.user_namespace,
             flags,
             fs,
@@ -285,6 +297,7 @@ impl<'a> Harness<'a> {
 }
 
 struct ChildSide {
+    console_after_pivot: bool,
     userns: bool,
     flags: i32,
     fs: rootfs::Plan,
@@ -329,6 +342,19 @@ impl ChildSide {
             }
         }
         self.fs.apply()?;
+        if self.console_after_pivot {
+            let fail = |e: rustix::io::Errno| ChildError::new(3, e, 0);
+            let flags = rustix::pty::OpenptFlags::RDWR | rustix::pty::OpenptFlags::NOCTTY;
+            let master = rustix::fs::open(
+                c"/dev/ptmx",
+                rustix::fs::OFlags::RDWR | rustix::fs::OFlags::NOCTTY,
+                rustix::fs::Mode::empty(),
+            )
+            .map_err(fail)?;
+            rustix::pty::unlockpt(&master).map_err(fail)?;
+            let slave = rustix::pty::ioctl_tiocgptpeer(&master, flags).map_err(fail)?;
+            rootfs::bind_console(std::os::fd::AsFd::as_fd(&slave))?;
+        }
         self.pr.apply_privileged()?;
         self.pr.apply_cwd()?;
         self.pr.apply_identity()
@@ -927,5 +953,132 @@ fn a_cgroup_mount_shows_the_containers_own_cgroup_read_only() {
     assert!(
         section(info, "w").contains("Read-only file system"),
         "{info}"
+    );
+}
+
+#[test]
+fn the_terminal_is_bound_onto_dev_console_before_or_after_pivot_root() {
+    if !privileged() {
+        return;
+    }
+    let b = Bundle::new();
+    let script = "stat -c '%t:%T' /dev/console; grep ' /dev/console ' /proc/self/mountinfo";
+    // A pty of the host's devpts, opened by the parent and passed in the options.
+    let master =
+        rustix::pty::openpt(rustix::pty::OpenptFlags::RDWR | rustix::pty::OpenptFlags::NOCTTY)
+            .unwrap();
+    rustix::pty::unlockpt(&master).unwrap();
+    let slave = rustix::pty::ioctl_tiocgptpeer(
+        &master,
+        rustix::pty::OpenptFlags::RDWR | rustix::pty::OpenptFlags::NOCTTY,
+    )
+    .unwrap();
+    let slave_rdev = rustix::fs::fstat(&slave).unwrap().st_rdev;
+    let slave_path = PathBuf::from(format!("/dev/pts/{}", rustix::fs::minor(slave_rdev)));
+    let mut h = Harness::new(&b);
+    h.console = Some(&slave_path);
+    let r = h.ok(&base_spec(), script);
+    let want = format!(
+        "{:x}:{:x}",
+        rustix::fs::major(slave_rdev),
+        rustix::fs::minor(slave_rdev)
+    );
+    assert_eq!(r.stdout.lines().next(), Some(want.as_str()), "{r:?}");
+    assert!(r.stdout.contains("devpts"), "{r:?}");
+
+    // A pty of the container's own devpts instance (its first: pts/0, major 136), bound after
+    // pivot_root.
+    let mut h = Harness::new(&b);
+    h.console_after_pivot = true;
+    let r = h.ok(&base_spec(), script);
+    assert_eq!(r.stdout.lines().next(), Some("88:0"), "{r:?}");
+    assert!(r.stdout.contains("devpts"), "{r:?}");
+
+    // Negative control: without a terminal there is no /dev/console at all.
+    let r = Harness::new(&b)
+        .run(
+            &base_spec(),
+            "test -e /dev/console && echo present || echo absent",
+        )
+        .unwrap();
+    assert_eq!(r.stdout.trim(), "absent");
+}
+
+/// Unmounts a host mount the test made, even when the test fails.
+struct MountGuard(PathBuf);
+
+impl Drop for MountGuard {
+    fn drop(&mut self) {
+        let _ = rustix::mount::unmount(&self.0, rustix::mount::UnmountFlags::DETACH);
+    }
+}
+
+#[test]
+fn overlay_rootfs_and_overlay_mounts_work() {
+    if !privileged() {
+        return;
+    }
+    let lower = Bundle::new();
+    let layers = tempfile::Builder::new()
+        .prefix("drover-test-iso-ovl-")
+        .tempdir()
+        .unwrap();
+    let l = |n: &str| layers.path().join(n);
+    for d in [
+        "upper",
+        "work",
+        "data-lower",
+        "data-upper",
+        "data-work",
+        "bundle/rootfs",
+    ] {
+        std::fs::create_dir_all(l(d)).unwrap();
+    }
+    std::fs::write(l("data-lower/from-lower"), "lower layer\n").unwrap();
+    // The caller (the image store) mounts the rootfs as an overlay; the runtime takes it as is.
+    let opts = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lower.rootfs().display(),
+        l("upper").display(),
+        l("work").display()
+    );
+    rustix::mount::mount(
+        c"overlay",
+        l("bundle/rootfs").as_path(),
+        c"overlay",
+        rustix::mount::MountFlags::empty(),
+        Some(std::ffi::CString::new(opts).unwrap().as_c_str()),
+    )
+    .unwrap();
+    let _guard = MountGuard(l("bundle/rootfs"));
+    let mut spec = base_spec();
+    spec["root"]["readonly"] = json!(false);
+    spec["mounts"].as_array_mut().unwrap().push(json!({
+        "destination": "/data", "type": "overlay", "source": "overlay",
+        "options": [
+            format!("lowerdir={}", l("data-lower").display()),
+            format!("upperdir={}", l("data-upper").display()),
+            format!("workdir={}", l("data-work").display()),
+        ]
+    }));
+    let bundle = l("bundle");
+    let r = Harness::at(&bundle).ok(
+        &spec,
+        "cat /data/from-lower; echo new > /data/drover-test-new; echo root > /drover-test-root
+         grep -E ' / | /data ' /proc/self/mountinfo",
+    );
+    assert!(r.stdout.starts_with("lower layer\n"), "{r:?}");
+    assert_eq!(r.stdout.matches(" - overlay ").count(), 2, "{r:?}");
+    assert!(
+        l("data-upper/drover-test-new").exists(),
+        "the overlay mount's upper layer got no write"
+    );
+    assert!(
+        l("upper/drover-test-root").exists(),
+        "the overlay rootfs's upper layer got no write"
+    );
+    assert!(
+        !lower.rootfs().join("drover-test-root").exists(),
+        "the lower layer was written"
     );
 }

@@ -91,8 +91,8 @@ impl Plan {
                 Op::Console(t) => {
                     let fd =
                         ensure(root.as_fd(), t, Kind::File).map_err(err(STEP_MOUNTPOINT, i))?;
-                    let src = FdPath::from_number(self.console.unwrap_or(-1) as u32);
-                    mount(src.as_cstr(), fd_path(&fd).as_cstr(), c"", ms::BIND, None)
+                    let src = self.console.as_deref().unwrap_or(c"/dev/null");
+                    mount(src, fd_path(&fd).as_cstr(), c"", ms::BIND, None)
                         .map_err(err(STEP_CONSOLE, i))?;
                 }
             }

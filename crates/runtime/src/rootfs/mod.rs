@@ -115,9 +115,11 @@ pub struct Options<'a> {
     /// `--no-pivot`: move the rootfs onto `/` and `chroot` instead of `pivot_root` (for roots
     /// on a ramfs, where `pivot_root` is impossible).
     pub no_pivot: bool,
-    /// The terminal's pty slave, already open in the parent: bound onto `/dev/console`. (A
-    /// terminal made after `pivot_root` is bound with [`bind_console`] instead.)
-    pub console: Option<RawFd>,
+    /// The host path of a pty slave the parent opened (`/dev/pts/3`): bound onto
+    /// `/dev/console` by path (a descriptor opened before the mount namespace was unshared
+    /// cannot be a bind source: the kernel refuses mounts of another namespace). A terminal
+    /// made inside the container after `pivot_root` is bound with [`bind_console`] instead.
+    pub console: Option<&'a Path>,
     /// The container's cgroup, for `cgroup` mounts (v1: a tmpfs with one bind per hierarchy and
     /// the co-mount symlinks; v2: a bind of its directory; with a cgroup namespace, cgroup
     /// filesystems are mounted instead of bound).
@@ -134,7 +136,7 @@ pub struct Plan {
     parent_mount: Option<CString>,
     ops: Vec<Op>,
     descriptions: Vec<String>,
-    console: Option<RawFd>,
+    console: Option<CString>,
     no_pivot: bool,
     sysctls: Vec<(CString, Vec<u8>)>,
     sysctl_names: Vec<String>,
@@ -194,10 +196,11 @@ impl Plan {
         &self.rootfs_path
     }
 
-    /// Descriptors the plan uses in the child (the console); the caller must not close them
-    /// before [`Plan::apply`].
+    /// Descriptors opened in the parent that the child still needs (so the caller must not
+    /// close them before [`Plan::apply`]). None today: the plan holds paths and opens what it
+    /// needs in the child, where mounts of the new namespace can be bind sources.
     pub fn kept_fds(&self) -> Vec<RawFd> {
-        self.console.into_iter().collect()
+        Vec::new()
     }
 
     /// A message for a child failure of this plan, naming the mount, node or path concerned.
