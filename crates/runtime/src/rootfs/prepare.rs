@@ -293,8 +293,7 @@ fn mount_ops(
     let is_bind_mount = parsed.bind.is_some() || typ == "bind";
     let source_is_procfs = is_bind_mount
         && m.source().as_ref().is_some_and(|s| {
-            rustix::fs::statfs(opts.bundle.join(s))
-                .is_ok_and(|st| st.f_type == PROC_SUPER_MAGIC)
+            rustix::fs::statfs(opts.bundle.join(s)).is_ok_and(|st| st.f_type == PROC_SUPER_MAGIC)
         });
     check_proc_destination(&dest_norm, typ, source_is_procfs, &what)?;
 
