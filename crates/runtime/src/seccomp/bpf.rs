@@ -155,9 +155,17 @@ impl SeccompData {
 /// the kernel's checker would refuse (jumps past the end, unknown opcodes, falling off the end).
 #[cfg(test)]
 pub(crate) fn run(prog: &[Insn], data: &SeccompData) -> u32 {
+    run_counting(prog, data).0
+}
+
+/// [`run`], also returning how many instructions executed.
+#[cfg(test)]
+pub(crate) fn run_counting(prog: &[Insn], data: &SeccompData) -> (u32, usize) {
+    let mut steps = 0;
     let mut a: u32 = 0;
     let mut pc = 0usize;
     loop {
+        steps += 1;
         let i = prog
             .get(pc)
             .unwrap_or_else(|| panic!("fell off the program at {pc}"));
@@ -176,7 +184,7 @@ pub(crate) fn run(prog: &[Insn], data: &SeccompData) -> u32 {
             JMP_JEQ_K => pc += cond(a == i.k),
             JMP_JGT_K => pc += cond(a > i.k),
             JMP_JGE_K => pc += cond(a >= i.k),
-            RET_K => return i.k,
+            RET_K => return (i.k, steps),
             other => panic!(
                 "opcode {other:#x} at {} is not one the compiler emits",
                 pc - 1

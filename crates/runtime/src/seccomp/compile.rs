@@ -182,12 +182,24 @@ fn action(
     }
 }
 
+/// Where the dispatch sends a syscall: its rule chain, or straight to an action when its first
+/// rule has no conditions (the common case: the big allow list).
+#[derive(Clone, Copy)]
+enum Target {
+    Body(Label),
+    Ret(u32),
+}
+
 fn emit(by_nr: &BTreeMap<u32, Vec<Rule>>, default: u32) -> Vec<Insn> {
     let mut asm = Asm::default();
     let bad = asm.ret(BAD_ARCH_ACTION);
     let dflt = asm.ret(default);
-    let mut entries: Vec<(u32, Label)> = Vec::with_capacity(by_nr.len());
+    let mut entries: Vec<(u32, Target)> = Vec::with_capacity(by_nr.len());
     for (&nr, rules) in by_nr.iter().rev() {
+        if rules[0].conds.is_empty() {
+            entries.push((nr, Target::Ret(rules[0].ret)));
+            continue;
+        }
         let mut next = dflt;
         for rule in rules.iter().rev() {
             let pass = asm.ret(rule.ret);
@@ -197,10 +209,10 @@ fn emit(by_nr: &BTreeMap<u32, Vec<Rule>>, default: u32) -> Vec<Insn> {
                 .rev()
                 .fold(pass, |pass, c| emit_cond(&mut asm, c, pass, next));
         }
-        entries.push((nr, next));
+        entries.push((nr, Target::Body(next)));
     }
     entries.reverse();
-    let tree = emit_tree(&mut asm, &entries, dflt);
+    let tree = emit_tree(&mut asm, &entries, default);
     if cfg!(target_arch = "x86_64") {
         asm.jump(JMP_JGE_K, X32_SYSCALL_BIT, bad, tree);
     }
@@ -210,16 +222,33 @@ fn emit(by_nr: &BTreeMap<u32, Vec<Rule>>, default: u32) -> Vec<Insn> {
     asm.finish()
 }
 
-/// A binary search on the syscall number in A; `miss` for numbers not listed.
-fn emit_tree(asm: &mut Asm, entries: &[(u32, Label)], miss: Label) -> Label {
+/// A binary search on the syscall number in A. Each leaf checks a few numbers one by one and
+/// has its own `ret` instructions right behind it (the default for numbers not listed, and each
+/// action its syscalls return directly), so most syscalls never take a long jump.
+fn emit_tree(asm: &mut Asm, entries: &[(u32, Target)], default: u32) -> Label {
     if entries.len() <= LEAF {
-        return entries.iter().rev().fold(miss, |next, &(nr, body)| {
-            asm.jump(JMP_JEQ_K, nr, body, next)
+        let mut rets: Vec<(u32, Label)> = vec![(default, asm.ret(default))];
+        for (_, t) in entries {
+            if let Target::Ret(v) = *t
+                && !rets.iter().any(|(r, _)| *r == v)
+            {
+                let l = asm.ret(v);
+                rets.push((v, l));
+            }
+        }
+        let ret_of = |v: u32| rets.iter().find(|(r, _)| *r == v).map(|(_, l)| *l);
+        let miss = rets[0].1;
+        return entries.iter().rev().fold(miss, |next, &(nr, t)| {
+            let target = match t {
+                Target::Body(l) => l,
+                Target::Ret(v) => ret_of(v).expect("emitted above"),
+            };
+            asm.jump(JMP_JEQ_K, nr, target, next)
         });
     }
     let mid = entries.len() / 2;
-    let upper = emit_tree(asm, &entries[mid..], miss);
-    let lower = emit_tree(asm, &entries[..mid], miss);
+    let upper = emit_tree(asm, &entries[mid..], default);
+    let lower = emit_tree(asm, &entries[..mid], default);
     asm.jump(JMP_JGE_K, entries[mid].0, upper, lower)
 }
 

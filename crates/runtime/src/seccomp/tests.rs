@@ -4,7 +4,7 @@
 use oci_spec::runtime::{LinuxSeccomp, LinuxSeccompAction, LinuxSeccompOperator};
 use serde_json::{Value, json};
 
-use super::bpf::{Insn, JMP_JGE_K, JMP_JGT_K, SeccompData, run};
+use super::bpf::{Insn, JMP_JGE_K, JMP_JGT_K, SeccompData, run, run_counting};
 use super::profile::{ARCH_MAP, Act, Op, ProfileRule, RULES};
 use super::*;
 
@@ -399,6 +399,32 @@ fn default_profile_with_default_caps_blocks_what_podman_blocks() {
     }
     check_against_reference(&s, p.instructions()).unwrap();
     assert!(p.instructions().len() > 256);
+}
+
+#[test]
+fn dispatch_is_a_binary_search_not_a_scan() {
+    // Structural, not a timing: with ~370 listed syscalls a linear scan would run hundreds of
+    // instructions for the last ones; the search tree needs about log2(370/4) + 4 compares.
+    let p = compile(&default_profile(&caps(DEFAULT_CAPABILITIES))).unwrap();
+    let worst = (0..512)
+        .map(|nr| {
+            let d = SeccompData {
+                nr,
+                arch: NATIVE_AUDIT_ARCH,
+                ..Default::default()
+            };
+            run_counting(p.instructions(), &d).1
+        })
+        .max()
+        .unwrap();
+    eprintln!(
+        "default profile: {} instructions, worst dispatch {worst}",
+        p.instructions().len()
+    );
+    assert!(
+        worst <= 24,
+        "worst case {worst} instructions without argument checks"
+    );
 }
 
 #[test]
