@@ -331,7 +331,7 @@ fn the_v2_device_program_refuses_devices_outside_the_rules() {
         let _g = DirGuard(dir.clone());
         let rules: Vec<oci_spec::runtime::LinuxDeviceCgroup> = serde_json::from_str(rules).unwrap();
         drover_runtime::cgroups::attach_device_filter(&dir, &rules).unwrap();
-        let mut c = held_shell(": </dev/null && echo null; : </dev/kmsg && echo kmsg");
+        let mut c = held_shell("true </dev/null && echo null; true </dev/kmsg && echo kmsg");
         std::fs::write(dir.join("cgroup.procs"), c.id().to_string()).unwrap();
         release(&mut c);
         wait_with_timeout(&mut c, "the device-probing shell");
@@ -402,4 +402,81 @@ fn hybrid_puts_a_controller_that_lives_only_in_cgroup2_on_the_unified_mount() {
         "7",
         "v1 controllers still get theirs"
     );
+}
+
+#[test]
+fn a_v2_only_layout_runs_for_real_on_this_hosts_unified_mount() {
+    require_root!();
+    let l = layout();
+    let Some(unified) = l.unified.clone().filter(|_| l.kind == LayoutKind::Hybrid) else {
+        eprintln!("skipped: needs a hybrid host (a real v2 host is covered by the other tests)");
+        return;
+    };
+    // The unified mount alone, as a v2-only host would look with few controllers: exercises
+    // controller enabling, the device BPF program through create(), the v2 freezer in
+    // kill_all, cpu.stat in stats() and destroy, on the real kernel.
+    let file = unified.mount_point.join("cgroup.subtree_control");
+    let was_enabled = std::fs::read_to_string(&file).unwrap().contains("hugetlb");
+    let _restore = SubtreeGuard {
+        file,
+        controller: "hugetlb",
+        was_enabled,
+    };
+    let v2 = CgroupLayout {
+        kind: LayoutKind::V2,
+        v1: vec![],
+        unified: Some(unified),
+    };
+    let r = resources(
+        r#"{"devices":[{"allow":false,"access":"rwm"}],
+            "hugepageLimits":[{"pageSize":"2MB","limit":0}]}"#,
+    );
+    let cg = Cgroup::create(&v2, &name("v2only"), Some(&r)).unwrap();
+    let mut g = Guard {
+        cg: cg.clone(),
+        children: vec![],
+    };
+    assert_eq!(read(&cg, "unified", "hugetlb.2MB.max"), "0");
+    let mut c =
+        held_shell("true </dev/null && echo null; true </dev/kmsg && echo kmsg; exec sleep 30");
+    let pid = c.id() as i32;
+    cg.add_pid(pid).unwrap();
+    release(&mut c);
+    // Wait until the shell has exec'd sleep (its probes are done) before killing it.
+    let start = Instant::now();
+    while !std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap_or_default()
+        .starts_with("sleep")
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the shell never reached sleep"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(cg.pids().unwrap(), [pid]);
+    let s = cg.stats().unwrap();
+    assert!(s.cpu_usage_ns.is_some_and(|ns| ns > 0), "{s:?}");
+    assert_eq!(
+        s.memory_usage, None,
+        "no memory controller in this unified tree"
+    );
+    cg.kill_all(libc::SIGKILL).unwrap();
+    let status = wait_with_timeout(&mut c, "sleep after the v2 kill_all");
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(libc::SIGKILL));
+    let mut out = String::new();
+    c.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    g.children.push(c);
+    assert_eq!(
+        out, "null\n",
+        "the device program let /dev/null through and stopped /dev/kmsg"
+    );
+    assert_eq!(
+        read(&cg, "unified", "cgroup.freeze"),
+        "0",
+        "thawed after the kill"
+    );
+    cg.destroy().unwrap();
+    assert!(cg.dirs.iter().all(|d| !d.path.exists()));
 }
