@@ -1082,3 +1082,105 @@ fn overlay_rootfs_and_overlay_mounts_work() {
         "the lower layer was written"
     );
 }
+
+/// A shared mount on the host with a submount, removed even when the test fails.
+struct SharedHostMount {
+    dir: tempfile::TempDir,
+}
+
+impl SharedHostMount {
+    fn new() -> Self {
+        use rustix::mount::{MountPropagationFlags, mount_bind, mount_change};
+        let dir = tempfile::Builder::new()
+            .prefix("drover-test-iso-shared-")
+            .tempdir()
+            .unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        mount_bind(dir.path(), dir.path()).unwrap();
+        mount_change(dir.path(), MountPropagationFlags::SHARED).unwrap();
+        let s = Self { dir };
+        s.mount_sub();
+        s
+    }
+
+    fn sub(&self) -> PathBuf {
+        self.dir.path().join("sub")
+    }
+
+    fn mount_sub(&self) {
+        rustix::mount::mount(
+            c"tmpfs",
+            self.sub().as_path(),
+            c"tmpfs",
+            rustix::mount::MountFlags::empty(),
+            None,
+        )
+        .unwrap();
+    }
+
+    /// Whether the host still has the submount.
+    fn sub_mounted(&self) -> bool {
+        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let sub = self.sub();
+        info.lines()
+            .any(|l| l.split(' ').nth(4) == Some(sub.to_str().unwrap()))
+    }
+}
+
+impl Drop for SharedHostMount {
+    fn drop(&mut self) {
+        use rustix::mount::{UnmountFlags, unmount};
+        let _ = unmount(self.sub().as_path(), UnmountFlags::DETACH);
+        let _ = unmount(self.dir.path(), UnmountFlags::DETACH);
+    }
+}
+
+#[test]
+fn a_shared_root_propagation_never_unmounts_the_hosts_mounts() {
+    if !privileged() {
+        return;
+    }
+    let host = SharedHostMount::new();
+    assert!(host.sub_mounted());
+    let b = Bundle::new();
+    for (propagation, no_pivot) in [
+        ("rshared", false),
+        ("shared", false),
+        ("rshared", true),
+        ("rslave", false),
+    ] {
+        let mut spec = base_spec();
+        spec["linux"]["rootfsPropagation"] = json!(propagation);
+        let mut h = Harness::new(&b);
+        h.no_pivot = no_pivot;
+        let r = h.ok(&spec, "awk '$5 == \"/\"' /proc/self/mountinfo");
+        // (A slave of this host's private root is simply private: no tag.)
+        let shared = propagation.ends_with("shared");
+        assert_eq!(r.stdout.contains("shared:"), shared, "{propagation}: {r:?}");
+        assert!(
+            host.sub_mounted(),
+            "{propagation} (no_pivot {no_pivot}): leaving the old root unmounted the host's mount"
+        );
+    }
+
+    // Negative control: a child that detaches the same mount from a namespace still sharing
+    // with the host does unmount the host's copy, and the check above sees it.
+    let sub = std::ffi::CString::new(host.sub().to_str().unwrap()).unwrap();
+    let mut cmd = Command::new("/bin/true");
+    // SAFETY: raw syscalls only between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::unshare(libc::CLONE_NEWNS) != 0
+                || libc::umount2(sub.as_ptr(), libc::MNT_DETACH) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    assert!(cmd.status().unwrap().success());
+    assert!(
+        !host.sub_mounted(),
+        "the checker must see an unmount propagated to the host"
+    );
+}

@@ -104,19 +104,20 @@ impl Plan {
 
     fn enter(&self, root: &OwnedFd) -> Result<(), ChildError> {
         rustix::process::fchdir(root).map_err(err(STEP_CHDIR_ROOTFS, 0))?;
+        // With a shared root the old root's mounts are peers of the host's: detaching them
+        // below would unmount the host's copies too. Make the whole tree a slave first (the
+        // new root's propagation is restored from rootfsPropagation afterwards, as runc).
+        // (After pivot_root, `mount(".")` would reach the new root, not the stacked old one.)
+        if self.root_propagation & ms::SHARED != 0 {
+            mount(c"", c"/", c"", ms::SLAVE | ms::REC, None)
+                .map_err(err(STEP_OLD_ROOT_SLAVE, 0))?;
+        }
         if self.no_pivot {
             mount(c".", c"/", c"", ms::MOVE, None).map_err(err(STEP_MOVE_ROOT, 0))?;
             rustix::process::chroot(c".").map_err(err(STEP_CHROOT, 0))?;
         } else {
-            // The old root ends up stacked on the new one at "." and is detached below. Only
-            // a shared root could carry that unmount to the host; then, like runc, make the
-            // tree a slave first (`mount(".")` reaches the new root's tree, not the stacked old
-            // root, which resets per-mount propagation; rootfsPropagation is re-applied below).
+            // The old root ends up stacked on the new one at "."; umount2 reaches it there.
             rustix::process::pivot_root(c".", c".").map_err(err(STEP_PIVOT, 0))?;
-            if self.root_propagation & ms::SHARED != 0 {
-                mount(c"", c".", c"", ms::SLAVE | ms::REC, None)
-                    .map_err(err(STEP_OLD_ROOT_SLAVE, 0))?;
-            }
             rustix::mount::unmount(c".", UnmountFlags::DETACH)
                 .map_err(err(STEP_UMOUNT_OLD_ROOT, 0))?;
         }

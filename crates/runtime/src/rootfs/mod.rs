@@ -87,7 +87,7 @@ pub fn step_name(step: u32) -> &'static str {
         STEP_CONSOLE => "bind the terminal onto /dev/console",
         STEP_CHDIR_ROOTFS => "chdir into the rootfs",
         STEP_PIVOT => "pivot_root",
-        STEP_OLD_ROOT_SLAVE => "make the old root a slave mount",
+        STEP_OLD_ROOT_SLAVE => "make the shared root a slave before leaving it",
         STEP_UMOUNT_OLD_ROOT => "unmount the old root",
         STEP_CHDIR_NEW_ROOT => "chdir to the new root",
         STEP_MOVE_ROOT => "move the rootfs onto / (no pivot)",
