@@ -1184,3 +1184,32 @@ fn a_shared_root_propagation_never_unmounts_the_hosts_mounts() {
         "the checker must see an unmount propagated to the host"
     );
 }
+
+#[test]
+fn spec_devices_are_created_with_their_mode_owner_and_parent_directories() {
+    if !privileged() {
+        return;
+    }
+    let b = Bundle::new();
+    let mut spec = base_spec();
+    spec["linux"]["devices"] = json!([
+        {"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "fileMode": 0o600, "uid": 1000, "gid": 1001},
+        {"path": "/dev/net/tun", "type": "c", "major": 10, "minor": 200},
+        {"path": "/dev/null", "type": "c", "major": 1, "minor": 3, "fileMode": 0o640}
+    ]);
+    let r = Harness::new(&b).ok(
+        &spec,
+        "stat -c '%n %F %a %t:%T %u:%g' /dev/fuse /dev/net/tun /dev/null /dev/zero",
+    );
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "/dev/fuse character special file 600 a:e5 1000:1001",
+            "/dev/net/tun character special file 666 a:c8 0:0",
+            "/dev/null character special file 640 1:3 0:0",
+            "/dev/zero character special file 666 1:5 0:0",
+        ],
+        "{r:?}"
+    );
+}
