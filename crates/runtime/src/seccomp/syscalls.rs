@@ -148,6 +148,9 @@ const TABLE: &[(&str, u32)] = syscall_table!(
 #[cfg(target_arch = "aarch64")]
 const EXTRA: &[(&str, u32)] = &[];
 
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+compile_error!("drover's seccomp compiler has syscall tables for x86_64 and aarch64 only");
+
 /// The number of the syscall `name` on the native architecture, if it has one.
 pub fn number(name: &str) -> Option<u32> {
     let key = name.strip_prefix("SYS_").unwrap_or(name);
