@@ -5,7 +5,7 @@
 //! devices every container gets: null, zero, full, random, urandom, tty, the pty master and
 //! slaves, tun, plus `mknod` of anything, which the rootfs code needs to create `/dev`).
 
-use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType};
+use oci_spec::runtime::{LinuxDevice, LinuxDeviceCgroup, LinuxDeviceType, LinuxResources};
 
 use super::CgroupError;
 
@@ -43,6 +43,27 @@ pub fn default_allowed_devices() -> Vec<LinuxDeviceCgroup> {
             r
         })
         .collect()
+}
+
+/// `resources` with an allow rule (`rwm`) appended for every device node the spec creates
+/// (`linux.devices`), so a container can use the nodes it was given, as runc allows them.
+pub fn allow_spec_devices(
+    resources: Option<&LinuxResources>,
+    devices: &[LinuxDevice],
+) -> LinuxResources {
+    let mut r = resources.cloned().unwrap_or_default();
+    let mut rules = r.devices().clone().unwrap_or_default();
+    for d in devices {
+        let mut rule = LinuxDeviceCgroup::default();
+        rule.set_allow(true);
+        rule.set_typ(Some(d.typ()));
+        rule.set_major(Some(d.major()));
+        rule.set_minor(Some(d.minor()));
+        rule.set_access(Some("rwm".to_string()));
+        rules.push(rule);
+    }
+    r.set_devices(Some(rules));
+    r
 }
 
 /// The `(file, value)` writes for a v1 devices cgroup: deny all, `rules`, then the defaults.
@@ -141,6 +162,19 @@ mod tests {
         assert!(w.contains(&("devices.allow", "c 1:3 rwm".to_string())));
         assert!(w.contains(&("devices.allow", "c 136:* rwm".to_string())));
         assert_eq!(w.len(), 3 + DEFAULT_ALLOWED.len());
+    }
+
+    #[test]
+    fn spec_device_nodes_get_allow_rules_after_the_resource_rules() {
+        let res: LinuxResources =
+            serde_json::from_str(r#"{"devices":[{"allow":false,"access":"rwm"}]}"#).unwrap();
+        let fuse: LinuxDevice =
+            serde_json::from_str(r#"{"path":"/dev/fuse","type":"c","major":10,"minor":229}"#)
+                .unwrap();
+        let r = allow_spec_devices(Some(&res), &[fuse]);
+        let w = v1_device_writes(r.devices().as_ref().unwrap()).unwrap();
+        assert_eq!(w[1], ("devices.deny", "a *:* rwm".to_string()));
+        assert_eq!(w[2], ("devices.allow", "c 10:229 rwm".to_string()));
     }
 
     #[test]

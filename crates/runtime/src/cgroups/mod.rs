@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 
 pub use detect::{CgroupLayout, LayoutKind, Unified, V1Hierarchy, detect, detect_at};
 pub use device_bpf::attach_device_filter;
-pub use devices::default_allowed_devices;
+pub use devices::{allow_spec_devices, default_allowed_devices};
 pub use resources::{Write, cpu_shares_to_weight, plan_resources};
 pub use stats::Stats;
 
