@@ -267,7 +267,7 @@ case "$1" in
   -v|-V) echo "nginx version: nginx/1.27.0 (drover stand-in: busybox httpd)" >&2; exit 0 ;;
   -t) echo "nginx: configuration file test is successful (drover stand-in)" >&2; exit 0 ;;
 esac
-httpd -f -v -p "${NGINX_PORT:-80}" -h /usr/share/nginx/html &
+httpd -f -vv -p "${NGINX_PORT:-80}" -h /usr/share/nginx/html &
 pid=$!
 trap 'kill -TERM "$pid" 2>/dev/null; wait "$pid"; exit 0' QUIT TERM INT
 wait "$pid"
@@ -321,7 +321,7 @@ const WEB: &str = r#"#!/bin/sh
 # drover-fixtures web app: busybox httpd on port 80 (LISTEN_PORT overrides) serving /var/www:
 # `/` answers "web <version> host=<hostname>", `/healthz` "ok", `/version` the version.
 # SIGTERM, SIGINT and SIGQUIT stop it cleanly with exit status 0.
-httpd -f -v -p "${LISTEN_PORT:-80}" -h /var/www &
+httpd -f -vv -p "${LISTEN_PORT:-80}" -h /var/www &
 pid=$!
 trap 'kill -TERM "$pid" 2>/dev/null; wait "$pid"; exit 0' TERM INT QUIT
 wait "$pid"

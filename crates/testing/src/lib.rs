@@ -28,11 +28,12 @@ pub mod layout;
 mod netns;
 mod registry;
 pub mod rootfs;
+mod tls;
 pub mod unpack;
 
 pub use netns::NETNS_PREFIX;
 pub use netns::NetNs;
-pub use registry::{NETNS_PORT, Pushed, Registry, skopeo_copy};
+pub use registry::{Access, NETNS_PORT, Pushed, Registry, RegistryOptions, skopeo_copy};
 
 /// Why building a fixture image failed.
 #[derive(Debug, thiserror::Error)]
@@ -164,6 +165,9 @@ pub enum HarnessError {
         /// The registry's log.
         log: String,
     },
+    /// Making the test registry's certificates failed.
+    #[error("cannot make test certificates: {0}")]
+    Certificate(String),
     /// Building a fixture to push failed.
     #[error(transparent)]
     Build(#[from] BuildError),

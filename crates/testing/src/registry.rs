@@ -23,14 +23,59 @@ pub const NETNS_PORT: u16 = 5000;
 /// How long [`Registry::start`] waits for `GET /v2/` to answer.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How a [`Registry`] is set up beyond the defaults (plain HTTP, no auth).
+#[derive(Clone, Debug, Default)]
+pub struct RegistryOptions {
+    /// Require HTTP basic auth (an htpasswd file with this user and password, bcrypt).
+    pub basic_auth: Option<(String, String)>,
+    /// Serve HTTPS with a certificate for `127.0.0.1` and `localhost` signed by a CA made for
+    /// this registry ([`Registry::ca_cert`]).
+    pub tls: bool,
+}
+
 /// A running registry. See the module docs.
 #[derive(Debug)]
 pub struct Registry {
     child: Child,
     addr: String,
+    options: RegistryOptions,
     dir: TempDir,
     // Declared last: dropped after the process is gone.
     netns: Option<NetNs>,
+}
+
+/// How a client such as skopeo reaches a registry: its CA and credentials.
+#[derive(Clone, Debug, Default)]
+pub struct Access {
+    /// A directory holding `ca.crt` (the form `skopeo --cert-dir` and containers' `certs.d`
+    /// read); `None` means plain HTTP.
+    pub cert_dir: Option<PathBuf>,
+    /// User and password for basic auth.
+    pub creds: Option<(String, String)>,
+}
+
+impl Access {
+    /// skopeo flags for a source (`inspect`, or the source of `copy`): `--tls-verify=false`
+    /// or `--cert-dir DIR`, and `--creds user:password`.
+    pub fn skopeo_src_args(&self) -> Vec<String> {
+        self.args("")
+    }
+
+    /// skopeo flags for the destination of `copy` (`--dest-…`).
+    pub fn skopeo_dest_args(&self) -> Vec<String> {
+        self.args("dest-")
+    }
+
+    fn args(&self, prefix: &str) -> Vec<String> {
+        let mut args = match &self.cert_dir {
+            Some(dir) => vec![format!("--{prefix}cert-dir={}", dir.display())],
+            None => vec![format!("--{prefix}tls-verify=false")],
+        };
+        if let Some((user, password)) = &self.creds {
+            args.push(format!("--{prefix}creds={user}:{password}"));
+        }
+        args
+    }
 }
 
 /// An image pushed to a [`Registry`].
@@ -51,13 +96,23 @@ impl Registry {
     /// `drover-test-reg-<random>` that has only `lo`. Reach it with [`Registry::command`].
     /// Needs root, `ip` and `docker-registry`.
     pub fn start() -> Result<Self, HarnessError> {
+        Self::start_with(RegistryOptions::default())
+    }
+
+    /// [`Registry::start`] with basic auth and/or TLS.
+    pub fn start_with(options: RegistryOptions) -> Result<Self, HarnessError> {
         let netns = NetNs::create("reg")?;
-        Self::spawn(Some(netns), NETNS_PORT)
+        Self::spawn(Some(netns), NETNS_PORT, options)
     }
 
     /// Starts a registry on the host's `127.0.0.1` on a free port, for tests that are fine
     /// there (no root needed).
     pub fn start_on_host_loopback() -> Result<Self, HarnessError> {
+        Self::start_on_host_loopback_with(RegistryOptions::default())
+    }
+
+    /// [`Registry::start_on_host_loopback`] with basic auth and/or TLS.
+    pub fn start_on_host_loopback_with(options: RegistryOptions) -> Result<Self, HarnessError> {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map_err(|source| HarnessError::Io {
@@ -65,10 +120,14 @@ impl Registry {
                 source,
             })?
             .port();
-        Self::spawn(None, port)
+        Self::spawn(None, port, options)
     }
 
-    fn spawn(netns: Option<NetNs>, port: u16) -> Result<Self, HarnessError> {
+    fn spawn(
+        netns: Option<NetNs>,
+        port: u16,
+        options: RegistryOptions,
+    ) -> Result<Self, HarnessError> {
         if !have_program("docker-registry") {
             return Err(HarnessError::MissingPeer {
                 program: "docker-registry".into(),
@@ -87,8 +146,28 @@ impl Registry {
         std::fs::create_dir(&storage).map_err(io("create the registry's storage dir"))?;
         let addr = format!("127.0.0.1:{port}");
         let config = dir.path().join("config.yml");
-        std::fs::write(&config, config_yaml(&addr, &storage))
-            .map_err(io("write the registry config"))?;
+        let mut yaml = config_yaml(&addr, &storage);
+        if let Some((user, password)) = &options.basic_auth {
+            let htpasswd = dir.path().join("htpasswd");
+            std::fs::write(&htpasswd, htpasswd_line(user, password)?)
+                .map_err(io("write the htpasswd file"))?;
+            yaml.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: drover-test\n    path: {}\n",
+                htpasswd.display()
+            ));
+        }
+        if options.tls {
+            let (cert, key) = crate::tls::write_test_pki(dir.path())?;
+            yaml = yaml.replace(
+                &format!("  addr: {addr}\n"),
+                &format!(
+                    "  addr: {addr}\n  tls:\n    certificate: {}\n    key: {}\n",
+                    cert.display(),
+                    key.display()
+                ),
+            );
+        }
+        std::fs::write(&config, yaml).map_err(io("write the registry config"))?;
         let log_path = dir.path().join("registry.log");
         let log = File::create(&log_path).map_err(io("create the registry log"))?;
         let log2 = log.try_clone().map_err(io("open the registry log"))?;
@@ -108,6 +187,7 @@ impl Registry {
         let mut registry = Self {
             child,
             addr,
+            options,
             dir,
             netns,
         };
@@ -139,7 +219,8 @@ impl Registry {
         }
     }
 
-    /// Whether `GET /v2/` answers 200 right now.
+    /// Whether the registry answers HTTP on its port right now (any status: with auth `/v2/`
+    /// is a 401, and a plain-HTTP probe of the TLS port gets a 400).
     pub fn answers_v2(&self) -> bool {
         let url = format!("http://{}/v2/", self.addr);
         match &self.netns {
@@ -149,10 +230,12 @@ impl Registry {
                 .command("timeout")
                 .args(["5", "busybox", "wget", "-q", "-O", "/dev/null", &url])
                 .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success()),
-            None => http_get_status(&self.addr, "/v2/") == Some(200),
+                .output()
+                .is_ok_and(|o| {
+                    o.status.success()
+                        || String::from_utf8_lossy(&o.stderr).contains("server returned error")
+                }),
+            None => http_get_status(&self.addr, "/v2/").is_some(),
         }
     }
 
@@ -219,7 +302,27 @@ impl Registry {
         dest_tag: &str,
     ) -> Result<(), HarnessError> {
         let dest = format!("{}/{repository}:{dest_tag}", self.addr);
-        skopeo_copy(self.command("skopeo"), layout, tag, &dest)
+        skopeo_copy(self.command("skopeo"), layout, tag, &dest, &self.access())
+    }
+
+    /// What a client needs to reach this registry (CA directory, credentials).
+    pub fn access(&self) -> Access {
+        Access {
+            cert_dir: self.options.tls.then(|| self.dir.path().join("certs")),
+            creds: self.options.basic_auth.clone(),
+        }
+    }
+
+    /// PEM file of the CA that signed the registry's certificate (TLS only).
+    pub fn ca_cert(&self) -> Option<PathBuf> {
+        self.options
+            .tls
+            .then(|| self.dir.path().join("certs").join("ca.crt"))
+    }
+
+    /// `https` with TLS, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.options.tls { "https" } else { "http" }
     }
 
     /// The registry's storage directory (blobs and repositories as distribution writes them).
@@ -238,13 +341,15 @@ impl Drop for Registry {
 }
 
 /// Copies tag `tag` of OCI layout `layout` to `docker://<dest>` (`host:port/repo:tag`) with
-/// `skopeo copy --all --preserve-digests --dest-tls-verify=false`. `skopeo` is the command to
-/// run (e.g. [`Registry::command`]`("skopeo")` to run it inside the registry's namespace).
+/// `skopeo copy --all --preserve-digests` and the destination flags of `access`
+/// (`--dest-tls-verify=false` for plain HTTP). `skopeo` is the command to run (e.g.
+/// [`Registry::command`]`("skopeo")` to run it inside the registry's namespace).
 pub fn skopeo_copy(
     mut skopeo: Command,
     layout: &Path,
     tag: &str,
     dest: &str,
+    access: &Access,
 ) -> Result<(), HarnessError> {
     if !have_program("skopeo") {
         return Err(HarnessError::MissingPeer {
@@ -259,11 +364,30 @@ pub fn skopeo_copy(
             "--quiet",
             "--all",
             "--preserve-digests",
-            "--dest-tls-verify=false",
         ])
+        .args(access.skopeo_dest_args())
         .arg(format!("oci:{}:{tag}", layout.display()))
         .arg(format!("docker://{dest}"));
     run(&mut skopeo).map(drop)
+}
+
+fn htpasswd_line(user: &str, password: &str) -> Result<String, HarnessError> {
+    let mut salt = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut salt))
+        .map_err(|source| HarnessError::Io {
+            what: "read /dev/urandom for a bcrypt salt".into(),
+            source,
+        })?;
+    // Cost 5: the registry checks it on every request; tests need no brute-force resistance.
+    let hash = bcrypt::hash_with_salt(password, 5, salt).map_err(|e| HarnessError::Command {
+        command: "bcrypt".into(),
+        detail: e.to_string(),
+    })?;
+    Ok(format!(
+        "{user}:{}\n",
+        hash.format_for_version(bcrypt::Version::TwoY)
+    ))
 }
 
 fn config_yaml(addr: &str, storage: &Path) -> String {

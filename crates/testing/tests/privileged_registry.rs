@@ -5,14 +5,23 @@
 use std::path::PathBuf;
 use std::process::Output;
 
-use drover_testing::{NetNs, Registry, fixtures, require_peers};
+use drover_testing::{NetNs, Registry, RegistryOptions, fixtures, require_peers};
 use serde_json::Value;
 
 const PEERS: &[&str] = &["ip", "docker-registry", "skopeo", "busybox"];
 
 fn inspect(registry: &Registry, reference: &str, raw: bool) -> Output {
+    inspect_with(
+        registry,
+        reference,
+        raw,
+        &registry.access().skopeo_src_args(),
+    )
+}
+
+fn inspect_with(registry: &Registry, reference: &str, raw: bool, flags: &[String]) -> Output {
     let mut cmd = registry.command("skopeo");
-    cmd.args(["--insecure-policy", "inspect", "--tls-verify=false"]);
+    cmd.args(["--insecure-policy", "inspect"]).args(flags);
     if raw {
         cmd.arg("--raw");
     }
@@ -206,4 +215,110 @@ fn a_registry_on_host_loopback_serves_pushed_fixtures() {
     );
     drop(registry);
     assert!(!storage.exists());
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn a_registry_with_basic_auth_refuses_anonymous_and_wrong_credentials() {
+    if require_peers("a_registry_with_basic_auth", PEERS, true).is_err() {
+        return;
+    }
+    let registry = Registry::start_with(RegistryOptions {
+        basic_auth: Some(("drover".into(), "s3cret".into())),
+        tls: false,
+    })
+    .unwrap();
+    let pushed = registry.push_fixture("busybox", "latest").unwrap();
+    let ok = inspect(&registry, &pushed.reference, true);
+    assert!(ok.status.success(), "{ok:?}");
+    assert_eq!(digest_of(&ok.stdout), pushed.digest);
+    // Negative controls: no credentials, wrong password.
+    let anonymous = inspect_with(
+        &registry,
+        &pushed.reference,
+        true,
+        &["--tls-verify=false".into()],
+    );
+    assert!(!anonymous.status.success());
+    assert!(
+        stderr(&anonymous).contains("authentication required"),
+        "{}",
+        stderr(&anonymous)
+    );
+    let wrong = inspect_with(
+        &registry,
+        &pushed.reference,
+        true,
+        &["--tls-verify=false".into(), "--creds=drover:wrong".into()],
+    );
+    assert!(!wrong.status.success(), "a wrong password was accepted");
+}
+
+#[test]
+fn a_tls_registry_is_trusted_through_its_ca_and_refused_without_it() {
+    if require_peers("a_tls_registry", PEERS, true).is_err() {
+        return;
+    }
+    let registry = Registry::start_with(RegistryOptions {
+        basic_auth: None,
+        tls: true,
+    })
+    .unwrap();
+    assert_eq!(registry.scheme(), "https");
+    let ca = std::fs::read_to_string(registry.ca_cert().unwrap()).unwrap();
+    assert!(ca.starts_with("-----BEGIN CERTIFICATE-----"));
+    let pushed = registry.push_fixture("nginx", "1.27-alpine").unwrap();
+    let ok = inspect(&registry, &pushed.reference, true);
+    assert!(ok.status.success(), "{ok:?}");
+    assert_eq!(digest_of(&ok.stdout), pushed.digest);
+    // Negative control: verifying against the system roots fails.
+    let untrusted = inspect_with(&registry, &pushed.reference, true, &[]);
+    assert!(!untrusted.status.success());
+    assert!(
+        stderr(&untrusted).contains("certificate"),
+        "{}",
+        stderr(&untrusted)
+    );
+}
+
+#[test]
+fn a_host_loopback_registry_with_tls_and_basic_auth_serves_the_multiarch_index() {
+    if require_peers(
+        "a_host_loopback_registry_with_tls_and_auth",
+        &["docker-registry", "skopeo"],
+        false,
+    )
+    .is_err()
+    {
+        return;
+    }
+    let registry = Registry::start_on_host_loopback_with(RegistryOptions {
+        basic_auth: Some(("u".into(), "p".into())),
+        tls: true,
+    })
+    .unwrap();
+    let pushed = registry
+        .push_fixture("drover-fixtures/multiarch", "v1")
+        .unwrap();
+    let raw = inspect(&registry, &pushed.reference, true);
+    assert!(raw.status.success(), "{raw:?}");
+    assert_eq!(digest_of(&raw.stdout), pushed.digest);
+    let index: Value = serde_json::from_slice(&raw.stdout).unwrap();
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 2);
+    let anonymous = inspect_with(
+        &registry,
+        &pushed.reference,
+        true,
+        &[format!(
+            "--cert-dir={}",
+            registry.access().cert_dir.unwrap().display()
+        )],
+    );
+    assert!(
+        !anonymous.status.success(),
+        "anonymous pull from an auth registry"
+    );
 }

@@ -131,7 +131,7 @@ fn push(
             None => Command::new("skopeo"),
         };
         let dest = format!("{registry}/{}:{}", f.repository, f.tag);
-        drover_testing::skopeo_copy(skopeo, &dir, f.tag, &dest)
+        drover_testing::skopeo_copy(skopeo, &dir, f.tag, &dest, &Default::default())
             .with_context(|| format!("pushing {}", f.reference))?;
         println!("{} -> {dest}", f.reference);
     }
