@@ -238,11 +238,14 @@ fn unescape(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
+        let octal = (b[i] == b'\\' && i + 3 < b.len())
+            .then(|| &b[i + 1..i + 4])
+            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)))
+            .and_then(|d| {
+                let v = d.iter().fold(0u32, |v, c| v * 8 + u32::from(c - b'0'));
+                u8::try_from(v).ok()
+            });
+        if let Some(v) = octal {
             out.push(v);
             i += 4;
         } else {
@@ -409,8 +412,57 @@ mod tests {
     }
 
     #[test]
+    fn garbled_mountinfo_never_panics() {
+        // Mutations of real lines (bytes dropped, swapped in, truncated): each parse either
+        // succeeds or is an error; none may panic.
+        let real = std::fs::read_to_string(testdata("hybrid").join("proc/self/mountinfo")).unwrap();
+        let alphabet = b" -/:\\0123456789abcdefgnrwxyz,=[]";
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let (mut ok, mut err) = (0, 0);
+        for _ in 0..3000 {
+            let mut bytes = real.as_bytes().to_vec();
+            for _ in 0..(next() % 8 + 1) {
+                let i = (next() as usize) % bytes.len().max(1);
+                match next() % 3 {
+                    0 => bytes[i] = alphabet[(next() as usize) % alphabet.len()],
+                    1 => drop(bytes.remove(i)),
+                    _ => bytes.truncate(i),
+                }
+                if bytes.is_empty() {
+                    break;
+                }
+            }
+            let text = String::from_utf8_lossy(&bytes);
+            for line in text.lines() {
+                match parse_mountinfo_line(line) {
+                    Some(_) => ok += 1,
+                    None => err += 1,
+                }
+                let _ = unescape(line);
+                let _ = v1_controllers(line);
+            }
+            let _ = parse_proc_cgroup(&text, Path::new("x"));
+        }
+        assert!(
+            ok > 0 && err > 0,
+            "the mutations hit both outcomes: {ok} ok, {err} errors"
+        );
+    }
+
+    #[test]
     fn mountinfo_escapes_are_decoded() {
         assert_eq!(unescape(r"/mnt/a\040b"), "/mnt/a b");
         assert_eq!(unescape(r"/plain"), "/plain");
+        assert_eq!(
+            unescape(r"/odd\777"),
+            r"/odd\777",
+            "not a byte: kept as written"
+        );
     }
 }
