@@ -154,7 +154,12 @@ fn action(
     errno: Option<u32>,
     field: &'static str,
 ) -> Result<u32, SeccompError> {
-    let data = |errno: Option<u32>| errno.unwrap_or(libc::EPERM as u32) & 0xffff;
+    if let Some(e) = errno.filter(|&e| e > 0xffff) {
+        return Err(SeccompError::Unsupported {
+            what: format!("{field}: errnoRet {e} (the filter's return data has 16 bits)"),
+        });
+    }
+    let data = |errno: Option<u32>| errno.unwrap_or(libc::EPERM as u32);
     let needs_no_errno = |v: u32| {
         if errno.is_some() {
             Err(SeccompError::Unsupported {
