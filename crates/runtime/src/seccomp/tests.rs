@@ -357,6 +357,13 @@ fn unknown_names_are_skipped_and_reported_and_unsupported_features_are_errors() 
             .to_string()
             .contains("errnoRet")
     );
+    let big_errno = spec(json!({"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 70000}));
+    assert!(
+        compile(&big_errno)
+            .unwrap_err()
+            .to_string()
+            .contains("70000")
+    );
     let flags = spec(
         json!({"defaultAction": "SCMP_ACT_ALLOW", "flags": ["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW"]}),
     );
