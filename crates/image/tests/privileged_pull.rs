@@ -475,35 +475,30 @@ fn concurrent_pulls_killed_at_random_points_never_leave_a_partial_image() {
     let rounds = 20;
     let mut completed_rounds = 0;
     for round in 0..rounds {
-        let mut a = spawn_pull(&reg, &data, image);
-        let mut b = spawn_pull(&reg, &data, image);
+        let a = spawn_pull(&reg, &data, image);
+        let b = spawn_pull(&reg, &data, image);
         let kill_a = rand::Rng::random_range(&mut rng, 0..full_ms * 3 / 2);
         let kill_b = rand::Rng::random_range(&mut rng, 0..full_ms * 3 / 2);
         let start = Instant::now();
-        let (mut a_done, mut b_done) = (false, false);
-        while !(a_done && b_done) {
+        let mut procs = [(a, kill_a, false), (b, kill_b, false)];
+        while procs.iter().any(|p| !p.2) {
             let t = start.elapsed().as_millis() as u64;
-            if !a_done && t >= kill_a {
-                let _ = a.kill();
-                let _ = a.wait();
-                a_done = true;
-            }
-            if !b_done && t >= kill_b {
-                let _ = b.kill();
-                let _ = b.wait();
-                b_done = true;
-            }
-            if !a_done && matches!(a.try_wait(), Ok(Some(_))) {
-                a_done = true;
-            }
-            if !b_done && matches!(b.try_wait(), Ok(Some(_))) {
-                b_done = true;
+            for (child, kill_at, done) in procs.iter_mut().filter(|p| !p.2) {
+                if t >= *kill_at {
+                    let _ = child.kill(); // SIGKILL
+                    *done = true;
+                } else if matches!(child.try_wait(), Ok(Some(_))) {
+                    *done = true;
+                }
             }
             std::thread::sleep(Duration::from_millis(2));
             assert!(
                 start.elapsed() < Duration::from_secs(120),
                 "round {round}: pulls hung (lock never released?)"
             );
+        }
+        for (child, _, _) in procs.iter_mut() {
+            let _ = child.wait();
         }
         // Invariants after every round: listed images are complete; every blob re-hashes.
         let problems = store.check().unwrap();
