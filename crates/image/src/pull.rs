@@ -17,6 +17,10 @@ use crate::store::{
     ImageRecord, Store, StoreError, check_layers, no_platform_msg, schema1_msg, select_platform,
 };
 
+/// Fault injection for tests: when this variable is set, a pull names the image *before* its
+/// layers are in place — the bug the crash test must catch (its negative control).
+pub const FAULT_NAME_EARLY: &str = "DROVER_IMAGE_FAULT_NAME_EARLY";
+
 /// When to contact a registry (`--pull`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum PullPolicy {
@@ -283,6 +287,22 @@ async fn fetch_image(
             fetched.push(d.clone());
         }
     }
+    let image = ImageRecord {
+        name: full.clone(),
+        target: Descriptor {
+            media_type: top_mt,
+            digest: top_digest.clone(),
+            size: top.len() as u64,
+            platform: None,
+            annotations: Default::default(),
+        },
+        manifest: manifest_digest.clone(),
+        config: manifest.config.digest.clone(),
+    };
+    if std::env::var_os(FAULT_NAME_EARLY).is_some() {
+        // Deliberately broken variant for the crash test's negative control.
+        store.set_image(&image)?;
+    }
     let (progress, ticker) = Progress::start(r.familiar(), opts.progress);
     progress
         .layers_total
@@ -351,18 +371,6 @@ async fn fetch_image(
             fetched.push(top_digest.clone());
         }
     }
-    let image = ImageRecord {
-        name: full,
-        target: Descriptor {
-            media_type: top_mt,
-            digest: top_digest,
-            size: top.len() as u64,
-            platform: None,
-            annotations: Default::default(),
-        },
-        manifest: manifest_digest,
-        config: manifest.config.digest.clone(),
-    };
     store.set_image(&image)?;
     drop(guard);
     Ok(PullReport {

@@ -574,3 +574,58 @@ fn concurrent_pulls_killed_at_random_points_never_leave_a_partial_image() {
         0
     );
 }
+
+#[test]
+fn crash_checker_catches_a_pull_that_names_the_image_before_its_layers() {
+    // Negative control of the crash test: with the fault injected, killing a pull after the
+    // name appears must leave a listed image that the checker reports as incomplete.
+    if skip("crash checker negative control") {
+        return;
+    }
+    let reg = Registry::start().unwrap();
+    reg.push_fixture("postgres", "16-alpine").unwrap();
+    let w = tempdir("crashneg");
+    let data = data_dir(w.path(), &reg);
+    let store = Store::open(data.join("images")).unwrap();
+    let mut caught = None;
+    for _attempt in 0..10 {
+        let mut c = reg
+            .command(BIN)
+            .args([
+                "pull",
+                "-q",
+                "--disable-default-registry-endpoint",
+                "postgres:16-alpine",
+                "--data-dir",
+            ])
+            .arg(&data)
+            .env(drover_image::pull::FAULT_NAME_EARLY, "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        while store.images().unwrap().is_empty() && start.elapsed() < Duration::from_secs(60) {
+            if matches!(c.try_wait(), Ok(Some(_))) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+        let problems = store.check().unwrap();
+        if !problems.is_empty() {
+            caught = Some(problems);
+            break;
+        }
+        for n in store.images().unwrap() {
+            store.remove_name(&n.name).unwrap();
+        }
+        store.gc().unwrap();
+    }
+    let problems = caught.expect("the checker never flagged the broken pull");
+    assert!(
+        problems.iter().any(|p| p.contains("missing")),
+        "{problems:?}"
+    );
+}
