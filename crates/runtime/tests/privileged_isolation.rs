@@ -578,16 +578,33 @@ fn symlinks_in_the_image_never_lead_mounts_or_nodes_onto_the_host() {
         "mount point not made in the rootfs"
     );
 
-    // A link that dangles inside the rootfs is refused with a clear error, not followed out.
+    // A link that dangles inside the rootfs gets its target made inside the rootfs (as runc),
+    // never on the host: here /dev -> <host dir> with no such directory in the rootfs, and a
+    // Debian-style /etc/resolv.conf -> ../run/… that a file bind mount covers.
     std::fs::remove_dir_all(in_root(&rootfs, host_dev.path())).unwrap();
-    match Harness::new(&b).run(&spec, "true") {
-        Err(Failed::Child(e, msg)) => {
-            assert_eq!(e.errno, libc::ENOENT, "{msg}");
-            assert!(msg.contains("on /dev"), "{msg}");
-        }
-        other => panic!("expected a child error, got {other:?}"),
-    }
+    std::os::unix::fs::symlink(
+        "../run/systemd/resolve/stub-resolv.conf",
+        rootfs.join("etc/resolv.conf"),
+    )
+    .unwrap();
+    let resolv = host_etc.path().join("resolv.conf");
+    std::fs::write(&resolv, "nameserver 192.0.2.53\n").unwrap();
+    spec["mounts"].as_array_mut().unwrap().push(json!(
+        {"destination": "/etc/resolv.conf", "type": "bind", "source": resolv, "options": ["rbind", "ro"]}
+    ));
+    let r = Harness::new(&b).ok(&spec, "ls /dev/null && cat /etc/resolv.conf");
+    assert!(r.stdout.contains("nameserver 192.0.2.53"), "{r:?}");
     host_is_empty(host_dev.path());
+    assert!(
+        in_root(&rootfs, host_dev.path()).is_dir(),
+        "link target not made in the rootfs"
+    );
+    assert!(
+        rootfs
+            .join("run/systemd/resolve/stub-resolv.conf")
+            .is_file()
+    );
+    std::fs::remove_file(&resolv).unwrap();
 
     // Negative control: a naive host-side join follows the same link out of the rootfs, and
     // the host-directory check sees it.
