@@ -167,6 +167,15 @@ pub enum ImageCommand {
         #[command(flatten)]
         common: Common,
     },
+    /// Unpack one layer blob (tar, tar+gzip or tar+zstd) into an empty directory, as the store
+    /// does for snapshots; prints the diff ID. For benchmarks and debugging.
+    #[command(hide = true)]
+    UnpackLayer {
+        /// The layer blob.
+        blob: PathBuf,
+        /// Destination directory (created; must be empty).
+        dest: PathBuf,
+    },
     /// Log in to a registry; credentials go to Docker's config.json.
     Login {
         /// Store options.
@@ -420,6 +429,26 @@ async fn execute(cmd: ImageCommand) -> anyhow::Result<()> {
                 res?;
                 std::fs::rename(&tmp, &output)?;
             }
+        }
+        ImageCommand::UnpackLayer { blob, dest } => {
+            std::fs::create_dir_all(&dest)?;
+            if std::fs::read_dir(&dest)?.next().is_some() {
+                anyhow::bail!("{} is not empty", dest.display());
+            }
+            let stats = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+                let f = std::fs::File::open(&blob)
+                    .map_err(|e| anyhow::anyhow!("opening {}: {e}", blob.display()))?;
+                let mut r = std::io::BufReader::with_capacity(1 << 20, f);
+                let head = std::io::BufRead::fill_buf(&mut r)?;
+                let comp = crate::oci::Compression::sniff(head);
+                Ok(crate::unpack::unpack_layer(r, comp, &dest, None)?)
+            })
+            .await??;
+            writeln!(
+                out,
+                "{} {} bytes {} entries",
+                stats.diff_id, stats.bytes, stats.entries
+            )?;
         }
         ImageCommand::Prune { common } => {
             let store = common.store()?;
