@@ -208,44 +208,53 @@ impl Planner<'_> {
             });
         }
         if v2 {
-            if let Some(l) = limit {
-                self.push(d, "memory.max", max_or(l), "memory.limit");
-            }
-            if let Some(s) = swap
-                && s != 0
-            {
-                // OCI's swap is memory+swap; v2's memory.swap.max is swap alone.
-                let v = if s < 0 {
-                    "max".to_string()
-                } else {
-                    match limit {
-                        Some(l) if l > 0 => (s - l).to_string(),
-                        _ => {
-                            return Err(CgroupError::BadValue {
-                                field: "memory.swap",
-                                reason: "a swap limit needs a memory limit on cgroup v2".into(),
-                            });
-                        }
-                    }
-                };
-                self.push(d, "memory.swap.max", v, "memory.swap");
-            }
-            if let Some(r) = m.reservation() {
-                self.push(d, "memory.low", max_or(r), "memory.reservation");
-            }
-            if m.swappiness().is_some() {
-                return Err(CgroupError::Unsupported {
-                    what: "linux.resources.memory.swappiness has no cgroup v2 equivalent".into(),
-                });
-            }
-            if m.disable_oom_killer() == Some(true) {
-                return Err(CgroupError::Unsupported {
-                    what: "linux.resources.memory.disableOOMKiller has no cgroup v2 equivalent"
-                        .into(),
-                });
-            }
-            return Ok(());
+            return self.memory_v2(d, m);
         }
+        self.memory_v1(d, m, creating)
+    }
+
+    fn memory_v2(&mut self, d: usize, m: &LinuxMemory) -> Result<(), CgroupError> {
+        let (limit, swap) = (m.limit(), m.swap());
+        if let Some(l) = limit {
+            self.push(d, "memory.max", max_or(l), "memory.limit");
+        }
+        if let Some(s) = swap
+            && s != 0
+        {
+            // OCI's swap is memory+swap; v2's memory.swap.max is swap alone.
+            let v = if s < 0 {
+                "max".to_string()
+            } else {
+                match limit {
+                    Some(l) if l > 0 => (s - l).to_string(),
+                    _ => {
+                        return Err(CgroupError::BadValue {
+                            field: "memory.swap",
+                            reason: "a swap limit needs a memory limit on cgroup v2".into(),
+                        });
+                    }
+                }
+            };
+            self.push(d, "memory.swap.max", v, "memory.swap");
+        }
+        if let Some(r) = m.reservation() {
+            self.push(d, "memory.low", max_or(r), "memory.reservation");
+        }
+        if m.swappiness().is_some() {
+            return Err(CgroupError::Unsupported {
+                what: "linux.resources.memory.swappiness has no cgroup v2 equivalent".into(),
+            });
+        }
+        if m.disable_oom_killer() == Some(true) {
+            return Err(CgroupError::Unsupported {
+                what: "linux.resources.memory.disableOOMKiller has no cgroup v2 equivalent".into(),
+            });
+        }
+        Ok(())
+    }
+
+    fn memory_v1(&mut self, d: usize, m: &LinuxMemory, creating: bool) -> Result<(), CgroupError> {
+        let (limit, swap) = (m.limit(), m.swap());
         let both = limit.is_some() && swap.is_some();
         if let Some(l) = limit {
             self.push(d, "memory.limit_in_bytes", l.to_string(), "memory.limit");
@@ -419,6 +428,14 @@ impl Planner<'_> {
         } else {
             self.dir_kind("io", "blockIO")?
         };
+        self.weights(d, v2, b)?;
+        self.throttles(d, v2, b);
+        Ok(())
+    }
+
+    /// `blockIO.weight`, `leafWeight`, `weightDevice`: BFQ's files first, the CFQ/io.weight
+    /// ones as the fallback.
+    fn weights(&mut self, d: usize, v2: bool, b: &LinuxBlockIo) -> Result<(), CgroupError> {
         let field = "blockIO";
         if let Some(w) = b.weight().filter(|&w| w != 0) {
             let (file, value, fb) = if v2 {
@@ -468,6 +485,12 @@ impl Planner<'_> {
                 self.out.last_mut().expect("just pushed").fallback = Some((fb.0.into(), fb.1));
             }
         }
+        Ok(())
+    }
+
+    /// `blockIO.throttle*Device`: v1 `blkio.throttle.*`, v2 `io.max` keys.
+    fn throttles(&mut self, d: usize, v2: bool, b: &LinuxBlockIo) {
+        let field = "blockIO";
         let throttles = [
             (
                 b.throttle_read_bps_device(),
@@ -500,7 +523,6 @@ impl Planner<'_> {
                 }
             }
         }
-        Ok(())
     }
 
     fn unified(

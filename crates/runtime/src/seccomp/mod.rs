@@ -154,4 +154,6 @@ pub fn step_name(step: u32) -> &'static str {
 }
 
 #[cfg(test)]
+mod profile_tests;
+#[cfg(test)]
 mod tests;
