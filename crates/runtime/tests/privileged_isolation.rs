@@ -1230,3 +1230,31 @@ fn spec_devices_are_created_with_their_mode_owner_and_parent_directories() {
         "{r:?}"
     );
 }
+
+#[test]
+fn a_mount_point_an_image_symlink_leads_into_proc_is_refused() {
+    if !privileged() {
+        return;
+    }
+    let b = Bundle::new();
+    std::os::unix::fs::symlink("/proc/sys", b.rootfs().join("data")).unwrap();
+    let mut spec = base_spec();
+    spec["mounts"].as_array_mut().unwrap().push(json!(
+        {"destination": "/data/kernel", "type": "tmpfs", "source": "tmpfs"}
+    ));
+    match Harness::new(&b).run(&spec, "true") {
+        Err(Failed::Child(e, msg)) => {
+            assert_eq!(e.errno, libc::EPERM, "{msg}");
+            assert!(
+                msg.contains("/proc") && msg.contains("/data/kernel"),
+                "{msg}"
+            );
+        }
+        other => panic!("expected a child error, got {other:?}"),
+    }
+    // Control: the same mount on a real directory works.
+    std::fs::remove_file(b.rootfs().join("data")).unwrap();
+    std::fs::create_dir(b.rootfs().join("data")).unwrap();
+    let r = Harness::new(&b).ok(&spec, "grep ' /data/kernel ' /proc/self/mountinfo");
+    assert!(r.stdout.contains("tmpfs"), "{r:?}");
+}

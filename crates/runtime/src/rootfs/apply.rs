@@ -173,8 +173,17 @@ impl Plan {
     }
 }
 
+/// `PROC_SUPER_MAGIC` (`statfs(2)`).
+const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+
 fn apply_mount(root: BorrowedFd<'_>, i: usize, m: &MountOp) -> Result<(), ChildError> {
     let fd = ensure(root, &m.target, m.kind).map_err(err(STEP_MOUNTPOINT, i))?;
+    if !m.into_proc {
+        let st = rustix::fs::fstatfs(&fd).map_err(err(STEP_INTO_PROC, i))?;
+        if st.f_type == PROC_SUPER_MAGIC {
+            return Err(ChildError::new(STEP_INTO_PROC, Errno::PERM, i as u32));
+        }
+    }
     let target = fd_path(&fd);
     let mut remount = m.bind_remount;
     match mount(

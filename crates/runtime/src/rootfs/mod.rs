@@ -53,6 +53,7 @@ const STEP_BIND_NODE: u32 = 116;
 const STEP_SYMLINK: u32 = 117;
 const STEP_REMOUNT_RO: u32 = 118;
 const STEP_CONSOLE: u32 = 119;
+const STEP_INTO_PROC: u32 = 120;
 const STEP_CHDIR_ROOTFS: u32 = 130;
 const STEP_PIVOT: u32 = 131;
 const STEP_OLD_ROOT_SLAVE: u32 = 132;
@@ -85,6 +86,9 @@ pub fn step_name(step: u32) -> &'static str {
         STEP_SYMLINK => "create a symlink in /dev",
         STEP_REMOUNT_RO => "remount read-only",
         STEP_CONSOLE => "bind the terminal onto /dev/console",
+        STEP_INTO_PROC => {
+            "refuse a mount point that resolves into /proc (a symlink in the image points there)"
+        }
         STEP_CHDIR_ROOTFS => "chdir into the rootfs",
         STEP_PIVOT => "pivot_root",
         STEP_OLD_ROOT_SLAVE => "make the shared root a slave before leaving it",
@@ -169,6 +173,9 @@ struct MountOp {
     /// In a user namespace `sysfs` cannot be mounted without a network namespace of its own:
     /// then the host's `/sys` is bound recursively instead (as runc).
     rbind_fallback: Option<CString>,
+    /// The destination is (lexically) inside `/proc` and was allowed there; any other mount
+    /// point that resolves into a procfs (an image symlink pointing into `/proc`) is refused.
+    into_proc: bool,
 }
 
 #[derive(Debug)]
@@ -208,7 +215,7 @@ impl Plan {
         let errno = Errno::from_raw_os_error(e.errno);
         let i = e.index as usize;
         let what = match e.step {
-            STEP_MOUNTPOINT..=STEP_CONSOLE => self.descriptions.get(i).cloned(),
+            STEP_MOUNTPOINT..=STEP_INTO_PROC => self.descriptions.get(i).cloned(),
             STEP_SYSCTL_OPEN | STEP_SYSCTL_WRITE => self.sysctl_names.get(i).cloned(),
             STEP_READONLY_BIND | STEP_READONLY_REMOUNT => self
                 .readonly_paths

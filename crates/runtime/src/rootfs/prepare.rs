@@ -329,6 +329,7 @@ fn mount_ops(
             bind_remount: (parsed.flags != 0).then_some((parsed.flags, parsed.cleared)),
             propagation: parsed.propagation,
             rbind_fallback: None,
+            into_proc: dest_norm.starts_with("/proc"),
         }
     } else {
         if typ.is_empty() {
@@ -354,6 +355,7 @@ fn mount_ops(
             bind_remount: None,
             propagation: parsed.propagation,
             rbind_fallback: (typ == "sysfs" && opts.user_namespace).then(|| c"/sys".to_owned()),
+            into_proc: dest_norm.starts_with("/proc"),
         }
     };
     descriptions.push(what);
@@ -415,6 +417,7 @@ fn cgroup_ops(
                 bind_remount: None,
                 propagation: Vec::new(),
                 rbind_fallback: None,
+                into_proc: false,
             })
         } else {
             Ok(MountOp {
@@ -427,6 +430,7 @@ fn cgroup_ops(
                 bind_remount: (parsed.flags != 0).then_some((parsed.flags, parsed.cleared)),
                 propagation: Vec::new(),
                 rbind_fallback: None,
+                into_proc: false,
             })
         }
     };
@@ -459,6 +463,7 @@ fn cgroup_ops(
         bind_remount: None,
         propagation: Vec::new(),
         rbind_fallback: None,
+        into_proc: false,
     };
     push(Op::Mount(tmpfs), format!("{what}: tmpfs"));
     for (controllers, d) in v1 {
