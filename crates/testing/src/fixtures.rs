@@ -39,6 +39,8 @@ pub struct Fixture {
     pub tag: &'static str,
     /// One line on what the stand-in is.
     pub summary: &'static str,
+    /// Host files the image is made of besides busybox (absolute paths).
+    pub host_files: &'static [&'static str],
     build: fn() -> Result<Content, BuildError>,
 }
 
@@ -47,12 +49,27 @@ pub fn all() -> &'static [Fixture] {
     FIXTURES
 }
 
+/// Every host program the fixtures are made of: `busybox` plus each fixture's host files.
+/// Tests pass this to [`crate::require_peers`] before building them all.
+pub fn host_programs() -> Vec<&'static str> {
+    let mut programs = vec!["busybox"];
+    for f in FIXTURES {
+        for p in f.host_files {
+            if !programs.contains(p) {
+                programs.push(p);
+            }
+        }
+    }
+    programs
+}
+
 static FIXTURES: &[Fixture] = &[
     Fixture {
         reference: "busybox:latest",
         repository: "library/busybox",
         tag: "latest",
         summary: "busybox-static with applet links in /bin; users root, www-data (groups adm, users), nobody",
+        host_files: &[],
         build: busybox,
     },
     Fixture {
@@ -60,6 +77,7 @@ static FIXTURES: &[Fixture] = &[
         repository: "library/nginx",
         tag: "1.27-alpine",
         summary: "busybox httpd serving / and /healthz on port 80; StopSignal SIGQUIT like nginx",
+        host_files: &[],
         build: nginx,
     },
     Fixture {
@@ -67,6 +85,7 @@ static FIXTURES: &[Fixture] = &[
         repository: "myorg/web",
         tag: "v1.4.2",
         summary: "web app on port 80: / answers `web v1.4.2 host=<hostname>`, /healthz, /version",
+        host_files: &[],
         build: web_v142,
     },
     Fixture {
@@ -74,6 +93,7 @@ static FIXTURES: &[Fixture] = &[
         repository: "myorg/web",
         tag: "v1.4.3",
         summary: "the same web app, version v1.4.3 (the seed's rollout target)",
+        host_files: &[],
         build: web_v143,
     },
     Fixture {
@@ -81,6 +101,7 @@ static FIXTURES: &[Fixture] = &[
         repository: "library/redis",
         tag: "7-alpine",
         summary: "Debian's redis-server and redis-cli with their libraries; port 6379, runs as redis",
+        host_files: servers::REDIS_FILES,
         build: servers::redis,
     },
     Fixture {
@@ -88,6 +109,7 @@ static FIXTURES: &[Fixture] = &[
         repository: "library/postgres",
         tag: "16-alpine",
         summary: "Debian's PostgreSQL server binaries; entrypoint runs initdb honouring POSTGRES_*; port 5432",
+        host_files: servers::POSTGRES_FILES,
         build: servers::postgres,
     },
     Fixture {
@@ -95,6 +117,7 @@ static FIXTURES: &[Fixture] = &[
         repository: "drover-fixtures/layers",
         tag: "v1",
         summary: "three layers: files, then a whiteout, a directory whiteout and an opaque directory",
+        host_files: &[],
         build: layers,
     },
     Fixture {
@@ -102,6 +125,7 @@ static FIXTURES: &[Fixture] = &[
         repository: "drover-fixtures/multiarch",
         tag: "v1",
         summary: "an image index with linux/amd64 and linux/arm64 manifests (/etc/drover-arch says which)",
+        host_files: &[],
         build: multiarch,
     },
     Fixture {
@@ -109,6 +133,7 @@ static FIXTURES: &[Fixture] = &[
         repository: "drover-fixtures/config",
         tag: "v1",
         summary: "config with Healthcheck, User, WorkingDir, Env, Entrypoint+Cmd, ExposedPorts, Volumes, Labels",
+        host_files: &[],
         build: config,
     },
 ];
@@ -543,6 +568,24 @@ mod tests {
             err.contains("nginx:1.25") && err.contains("nginx:1.27-alpine"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn host_programs_name_busybox_and_the_server_binaries_of_the_right_version() {
+        let programs = host_programs();
+        assert_eq!(programs[0], "busybox");
+        assert!(programs.contains(&"/usr/bin/redis-server"));
+        let pg: Vec<_> = programs
+            .iter()
+            .filter(|p| p.contains("postgresql"))
+            .collect();
+        assert!(!pg.is_empty());
+        for p in pg {
+            assert!(
+                p.contains(&format!("/{PG_MAJOR}/")),
+                "{p} is not PostgreSQL {PG_MAJOR}"
+            );
+        }
     }
 
     #[test]

@@ -211,3 +211,16 @@ pub fn is_root() -> bool {
             == Some("0")
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn programs_are_found_on_path_or_by_absolute_path_and_missing_ones_are_not() {
+        assert!(have_program("sh"));
+        assert!(have_program("/bin/sh"));
+        assert!(!have_program("drover-no-such-program"));
+        assert!(!have_program("/nonexistent/drover-no-such-program"));
+    }
+}

@@ -30,13 +30,9 @@ fn built(reference: &str) -> (tempfile::TempDir, &'static fixtures::Fixture) {
 
 #[test]
 fn every_fixture_layout_is_copied_by_skopeo_with_digests_verified() {
-    if require_peers(
-        "every_fixture_layout_is_copied_by_skopeo",
-        &["skopeo"],
-        false,
-    )
-    .is_err()
-    {
+    let mut peers = fixtures::host_programs();
+    peers.push("skopeo");
+    if require_peers("every_fixture_layout_is_copied_by_skopeo", &peers, false).is_err() {
         return;
     }
     let tmp = tempfile::Builder::new()
@@ -115,6 +111,9 @@ fn all_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
 
 #[test]
 fn building_twice_gives_identical_layouts_and_versions_differ_only_above_the_base() {
+    if require_peers("building_twice", &["busybox"], false).is_err() {
+        return;
+    }
     let (a, _) = built("ghcr.io/myorg/web:v1.4.2");
     let (b, _) = built("ghcr.io/myorg/web:v1.4.2");
     let (files_a, files_b) = (
@@ -151,6 +150,9 @@ fn config_of(reference: &str) -> Value {
 
 #[test]
 fn image_configs_carry_what_the_seed_relies_on() {
+    if require_peers("image_configs_carry", &fixtures::host_programs(), false).is_err() {
+        return;
+    }
     let nginx = config_of("nginx:1.27-alpine");
     assert_eq!(nginx["config"]["StopSignal"], "SIGQUIT");
     assert_eq!(

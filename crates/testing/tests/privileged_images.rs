@@ -12,6 +12,13 @@ use serde_json::Value;
 
 const PEERS: &[&str] = &["ip", "unshare", "chroot", "busybox", "timeout"];
 
+/// [`PEERS`] plus the host files the image `reference` is made of.
+fn peers_for(reference: &str) -> Vec<&'static str> {
+    let mut peers = PEERS.to_vec();
+    peers.extend_from_slice(fixtures::find(reference).unwrap().host_files);
+    peers
+}
+
 struct Unpacked {
     tmp: tempfile::TempDir,
     root: PathBuf,
@@ -132,7 +139,7 @@ fn web_versions_answer_with_their_version_and_hostname_and_stop_on_sigterm() {
 
 #[test]
 fn redis_answers_ping_on_6379_and_runs_as_user_redis() {
-    if require_peers("redis_answers_ping", PEERS, true).is_err() {
+    if require_peers("redis_answers_ping", &peers_for("redis:7-alpine"), true).is_err() {
         return;
     }
     let image = unpacked("redis:7-alpine");
@@ -180,7 +187,13 @@ fn redis_answers_ping_on_6379_and_runs_as_user_redis() {
 
 #[test]
 fn postgres_initialises_with_the_official_env_and_answers_pg_isready() {
-    if require_peers("postgres_initialises", PEERS, true).is_err() {
+    if require_peers(
+        "postgres_initialises",
+        &peers_for("postgres:16-alpine"),
+        true,
+    )
+    .is_err()
+    {
         return;
     }
     let image = unpacked("postgres:16-alpine");
@@ -270,7 +283,13 @@ fn postgres_initialises_with_the_official_env_and_answers_pg_isready() {
 
 #[test]
 fn postgres_without_a_password_refuses_to_initialise_like_the_official_image() {
-    if require_peers("postgres_without_a_password", PEERS, true).is_err() {
+    if require_peers(
+        "postgres_without_a_password",
+        &peers_for("postgres:16-alpine"),
+        true,
+    )
+    .is_err()
+    {
         return;
     }
     let image = unpacked("postgres:16-alpine");

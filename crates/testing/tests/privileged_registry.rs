@@ -36,7 +36,9 @@ fn digest_of(raw_manifest: &[u8]) -> String {
 
 #[test]
 fn every_fixture_pushed_to_the_netns_registry_is_inspected_from_inside_the_netns() {
-    if require_peers("every_fixture_pushed_to_the_netns_registry", PEERS, true).is_err() {
+    let mut peers = fixtures::host_programs();
+    peers.extend_from_slice(PEERS);
+    if require_peers("every_fixture_pushed_to_the_netns_registry", &peers, true).is_err() {
         return;
     }
     let registry = Registry::start().unwrap();
