@@ -58,6 +58,15 @@ impl Namespaces {
 
 /// Turn the spec's root, mounts, devices, sysctls, masked and read-only paths into a [`Plan`].
 pub fn prepare(spec: &Spec, opts: &Options<'_>) -> anyhow::Result<Plan> {
+    // Bind sources are mounted by path from the child: make them absolute here.
+    let bundle = opts
+        .bundle
+        .canonicalize()
+        .with_context(|| format!("bundle {}: cannot resolve it", opts.bundle.display()))?;
+    let opts = &Options {
+        bundle: &bundle,
+        ..*opts
+    };
     let root = spec.root().as_ref().context("the spec has no root")?;
     let rootfs = opts.bundle.join(root.path());
     let rootfs_path = rootfs
