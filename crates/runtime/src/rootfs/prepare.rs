@@ -799,4 +799,48 @@ mod tests {
         };
         assert_eq!(unified.fstype.as_c_str(), c"cgroup2");
     }
+
+    #[test]
+    fn child_errors_are_described_with_the_spec_item() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("rootfs")).unwrap();
+        let spec: Spec = serde_json::from_value(serde_json::json!({
+            "ociVersion": "1.0.2",
+            "root": {"path": "rootfs"},
+            "mounts": [{"destination": "/data", "type": "tmpfs", "source": "tmpfs"}],
+            "linux": {"namespaces": [{"type": "network"}], "sysctl": {"net.ipv4.ip_forward": "1"},
+                      "maskedPaths": ["/proc/kcore"]}
+        }))
+        .unwrap();
+        let opts = Options {
+            bundle: dir.path(),
+            user_namespace: false,
+            no_pivot: false,
+            console: None,
+            cgroup: None,
+        };
+        let plan = prepare(&spec, &opts).unwrap();
+        let e = |step, index| crate::sys::ChildError {
+            step,
+            errno: libc::EPERM,
+            index,
+        };
+        // Op 0 is the default /dev tmpfs the spec lacked; op 1 is the spec's first mount.
+        let msg = plan.describe(&e(super::super::STEP_MOUNT, 1));
+        assert!(
+            msg.starts_with("mount (mounts[0] (tmpfs on /data)): "),
+            "{msg}"
+        );
+        let msg = plan.describe(&e(super::super::STEP_MOUNT, 0));
+        assert!(msg.contains("default mount /dev"), "{msg}");
+        let msg = plan.describe(&e(super::super::STEP_SYSCTL_WRITE, 0));
+        assert!(msg.contains("net.ipv4.ip_forward = 1"), "{msg}");
+        let msg = plan.describe(&e(super::super::STEP_MASK, 0));
+        assert!(msg.contains("/proc/kcore"), "{msg}");
+        assert!(plan.kept_fds().is_empty());
+        assert_eq!(
+            plan.rootfs(),
+            dir.path().join("rootfs").canonicalize().unwrap()
+        );
+    }
 }
