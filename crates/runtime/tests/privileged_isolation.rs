@@ -15,7 +15,9 @@
 // child-side methods, which make raw syscalls on pre-built data and never allocate.
 #![allow(unsafe_code)]
 
+use std::ffi::CString;
 use std::io::Read as _;
+use std::os::unix::ffi::OsStrExt as _;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -172,6 +174,10 @@ struct Harness<'a> {
     /// Open a pty in the container's own devpts after `apply` and bind it with
     /// `rootfs::bind_console` (what core's console setup does).
     console_after_pivot: bool,
+    /// Apply the rootfs plan in its two halves (`apply_mounts`, then `enter_root`), with a check
+    /// in between that the mounts are done and the root is not entered yet (where runc runs
+    /// the createContainer hooks).
+    split: bool,
     cgroup: Option<&'a drover_runtime::cgroups::Cgroup>,
 }
 
@@ -187,6 +193,7 @@ impl<'a> Harness<'a> {
             user_namespace: false,
             console: None,
             console_after_pivot: false,
+            split: false,
             cgroup: None,
         }
     }
@@ -234,7 +241,10 @@ impl<'a> Harness<'a> {
         .map_err(|e| Failed::Prepare(format!("{e:#}")))?;
         let (err_read, err_write) =
             rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+        let probe =
+            CString::new(self.bundle.join("rootfs/dev/null").as_os_str().as_bytes()).unwrap();
         let run_child = ChildSide {
+            split: self.split.then_some(probe),
             console_after_pivot: self.console_after_pivot,
             userns: self.user_namespace,
             flags,
@@ -297,6 +307,8 @@ impl<'a> Harness<'a> {
 }
 
 struct ChildSide {
+    /// With the split: a host path of the rootfs's /dev/null, which must exist between halves.
+    split: Option<CString>,
     console_after_pivot: bool,
     userns: bool,
     flags: i32,
@@ -341,7 +353,15 @@ impl ChildSide {
                 rustix::io::write(&fd, content).map_err(fail)?;
             }
         }
-        self.fs.apply()?;
+        match &self.split {
+            None => self.fs.apply()?,
+            Some(probe) => {
+                self.fs.apply_mounts()?;
+                // Between the halves: the mounts are visible under the host path of the rootfs.
+                rustix::fs::stat(probe.as_c_str()).map_err(|e| ChildError::new(4, e, 0))?;
+                self.fs.enter_root()?;
+            }
+        }
         if self.console_after_pivot {
             let fail = |e: rustix::io::Errno| ChildError::new(3, e, 0);
             let flags = rustix::pty::OpenptFlags::RDWR | rustix::pty::OpenptFlags::NOCTTY;
@@ -408,7 +428,9 @@ fn runc_like_spec_gives_dev_proc_masks_and_a_read_only_root() {
         return;
     }
     let b = Bundle::new();
-    let r = Harness::new(&b).ok(
+    let mut h = Harness::new(&b);
+    h.split = true;
+    let r = h.ok(
         &base_spec(),
         "echo ==mountinfo==; cat /proc/self/mountinfo
          echo ==dev==; stat -c '%n %F %a %t:%T %u:%g' /dev/null /dev/zero /dev/full /dev/random /dev/urandom /dev/tty /dev

@@ -54,17 +54,44 @@ fn remount_bind(fd: &OwnedFd, flags: u64, cleared: u64) -> Result<(), Errno> {
 }
 
 impl Plan {
-    /// Child side: set up the whole filesystem view and enter it. Must run in the container's
-    /// new mount namespace; raw syscalls only.
+    /// Child side: set up the whole filesystem view and enter it: [`Plan::apply_mounts`] then
+    /// [`Plan::enter_root`]. Must run in the container's new mount namespace; raw syscalls only.
     pub fn apply(&self) -> Result<(), ChildError> {
+        self.apply_mounts()?;
+        self.enter_root()
+    }
+
+    /// Child side, first half: propagation, the rootfs bind, every mount, `/dev`. The process
+    /// is still outside the new root afterwards — where runc runs the `prestart`,
+    /// `createRuntime` and `createContainer` hooks (they see the finished mounts under the
+    /// rootfs path). Raw syscalls only.
+    pub fn apply_mounts(&self) -> Result<(), ChildError> {
         // Nodes and mount points get exactly the modes the plan says.
         let old = rustix::process::umask(Mode::empty());
-        let r = self.apply_inner();
+        let r = self.mounts_inner();
         rustix::process::umask(old);
         r
     }
 
-    fn apply_inner(&self) -> Result<(), ChildError> {
+    /// Child side, second half: `pivot_root` (or move + `chroot`), then sysctls, read-only
+    /// and masked paths and the read-only root. Raw syscalls only.
+    pub fn enter_root(&self) -> Result<(), ChildError> {
+        let root = self.open_root()?;
+        self.enter(&root)?;
+        drop(root);
+        self.after_pivot()
+    }
+
+    fn open_root(&self) -> Result<OwnedFd, ChildError> {
+        rustix::fs::open(
+            self.rootfs.as_c_str(),
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(err(STEP_OPEN_ROOTFS, 0))
+    }
+
+    fn mounts_inner(&self) -> Result<(), ChildError> {
         mount(c"", c"/", c"", self.root_propagation, None)
             .map_err(err(STEP_ROOT_PROPAGATION, 0))?;
         if let Some(p) = &self.parent_mount {
@@ -72,12 +99,7 @@ impl Plan {
         }
         mount(&self.rootfs, &self.rootfs, c"", ms::BIND | ms::REC, None)
             .map_err(err(STEP_BIND_ROOTFS, 0))?;
-        let root = rustix::fs::open(
-            self.rootfs.as_c_str(),
-            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(err(STEP_OPEN_ROOTFS, 0))?;
+        let root = self.open_root()?;
         for (i, op) in self.ops.iter().enumerate() {
             match op {
                 Op::Mount(m) => apply_mount(root.as_fd(), i, m)?,
@@ -97,9 +119,7 @@ impl Plan {
                 }
             }
         }
-        self.enter(&root)?;
-        drop(root);
-        self.after_pivot()
+        Ok(())
     }
 
     fn enter(&self, root: &OwnedFd) -> Result<(), ChildError> {
