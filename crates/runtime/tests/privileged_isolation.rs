@@ -1280,3 +1280,24 @@ fn a_mount_point_an_image_symlink_leads_into_proc_is_refused() {
     let r = Harness::new(&b).ok(&spec, "grep ' /data/kernel ' /proc/self/mountinfo");
     assert!(r.stdout.contains("tmpfs"), "{r:?}");
 }
+
+#[test]
+fn a_read_only_dev_is_made_read_only_after_its_nodes() {
+    if !privileged() {
+        return;
+    }
+    let b = Bundle::new();
+    let mut spec = base_spec();
+    spec["mounts"][1]["options"] =
+        json!(["nosuid", "strictatime", "mode=755", "size=65536k", "ro"]);
+    let r = Harness::new(&b).ok(
+        &spec,
+        "ls /dev/null /dev/ptmx && echo x > /dev/null && touch /dev/new 2>&1; grep ' /dev ' /proc/self/mountinfo",
+    );
+    assert!(
+        r.stdout.contains("/dev/null") && r.stdout.contains("Read-only file system"),
+        "{r:?}"
+    );
+    let m = mounts(&r.stdout);
+    assert!(find(&m, "/dev").1.starts_with("ro"), "{r:?}");
+}
