@@ -29,11 +29,14 @@ mod netns;
 mod registry;
 pub mod rootfs;
 mod tls;
+mod token;
 pub mod unpack;
 
 pub use netns::NETNS_PREFIX;
 pub use netns::NetNs;
-pub use registry::{Access, NETNS_PORT, Pushed, Registry, RegistryOptions, skopeo_copy};
+pub use registry::{
+    Access, NETNS_PORT, NETNS_TOKEN_PORT, Pushed, Registry, RegistryOptions, skopeo_copy,
+};
 
 /// Why building a fixture image failed.
 #[derive(Debug, thiserror::Error)]

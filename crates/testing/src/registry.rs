@@ -20,6 +20,9 @@ use crate::{HarnessError, have_program};
 /// Port the registry listens on inside its own network namespace (always free there).
 pub const NETNS_PORT: u16 = 5000;
 
+/// Port of the token endpoint inside the registry's namespace (with `token_auth`).
+pub const NETNS_TOKEN_PORT: u16 = 5001;
+
 /// How long [`Registry::start`] waits for `GET /v2/` to answer.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -31,12 +34,20 @@ pub struct RegistryOptions {
     /// Serve HTTPS with a certificate for `127.0.0.1` and `localhost` signed by a CA made for
     /// this registry ([`Registry::ca_cert`]).
     pub tls: bool,
+    /// Bearer-token auth (Docker Hub's flow) instead of plain basic auth: a token endpoint
+    /// ([`Registry::token_realm`]) that wants `basic_auth`'s credentials if set, or none. The
+    /// token grants pull, push and delete on every fixture repository and on
+    /// `token_repositories`.
+    pub token_auth: bool,
+    /// More repositories the bearer token grants (beyond the fixtures').
+    pub token_repositories: Vec<String>,
 }
 
 /// A running registry. See the module docs.
 #[derive(Debug)]
 pub struct Registry {
     child: Child,
+    token_server: Option<(Child, String)>,
     addr: String,
     options: RegistryOptions,
     dir: TempDir,
@@ -113,14 +124,7 @@ impl Registry {
 
     /// [`Registry::start_on_host_loopback`] with basic auth and/or TLS.
     pub fn start_on_host_loopback_with(options: RegistryOptions) -> Result<Self, HarnessError> {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|source| HarnessError::Io {
-                what: "find a free port on 127.0.0.1".into(),
-                source,
-            })?
-            .port();
-        Self::spawn(None, port, options)
+        Self::spawn(None, free_port()?, options)
     }
 
     fn spawn(
@@ -147,7 +151,22 @@ impl Registry {
         let addr = format!("127.0.0.1:{port}");
         let config = dir.path().join("config.yml");
         let mut yaml = config_yaml(&addr, &storage);
-        if let Some((user, password)) = &options.basic_auth {
+        let mut token = None;
+        if options.token_auth {
+            let realm_addr = match &netns {
+                Some(_) => format!("127.0.0.1:{NETNS_TOKEN_PORT}"),
+                None => format!("127.0.0.1:{}", free_port()?),
+            };
+            let mut repos: Vec<String> = fixtures::all()
+                .iter()
+                .map(|f| f.repository.to_string())
+                .collect();
+            repos.extend(options.token_repositories.iter().cloned());
+            let files =
+                crate::token::write(dir.path(), &realm_addr, &repos, options.basic_auth.as_ref())?;
+            yaml.push_str(&files.registry_yaml);
+            token = Some((files, realm_addr));
+        } else if let Some((user, password)) = &options.basic_auth {
             let htpasswd = dir.path().join("htpasswd");
             std::fs::write(&htpasswd, htpasswd_line(user, password)?)
                 .map_err(io("write the htpasswd file"))?;
@@ -186,13 +205,37 @@ impl Registry {
         })?;
         let mut registry = Self {
             child,
+            token_server: None,
             addr,
             options,
             dir,
             netns,
         };
+        if let Some((files, realm_addr)) = token {
+            let mut cmd = registry.command("busybox");
+            cmd.args(["httpd", "-f", "-p", &realm_addr])
+                .arg("-h")
+                .arg(&files.www)
+                .arg("-c")
+                .arg(&files.httpd_conf)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            let child = cmd.spawn().map_err(|e| HarnessError::Command {
+                command: command_line(&cmd),
+                detail: e.to_string(),
+            })?;
+            registry.token_server = Some((child, realm_addr));
+        }
         registry.wait_ready()?;
         Ok(registry)
+    }
+
+    /// The token endpoint (`http://127.0.0.1:PORT/auth/token`) with `token_auth`.
+    pub fn token_realm(&self) -> Option<String> {
+        self.token_server
+            .as_ref()
+            .map(|(_, addr)| format!("http://{addr}{}", crate::token::TOKEN_PATH))
     }
 
     fn wait_ready(&mut self) -> Result<(), HarnessError> {
@@ -205,7 +248,11 @@ impl Registry {
                     log: format!("(exited with {status})\n{}", self.log()),
                 });
             }
-            if self.answers_v2() {
+            let token_ready = match &self.token_server {
+                Some((_, addr)) => self.answers_http(addr),
+                None => true,
+            };
+            if token_ready && self.answers_v2() {
                 return Ok(());
             }
             if Instant::now() > deadline {
@@ -222,7 +269,11 @@ impl Registry {
     /// Whether the registry answers HTTP on its port right now (any status: with auth `/v2/`
     /// is a 401, and a plain-HTTP probe of the TLS port gets a 400).
     pub fn answers_v2(&self) -> bool {
-        let url = format!("http://{}/v2/", self.addr);
+        self.answers_http(&self.addr)
+    }
+
+    fn answers_http(&self, addr: &str) -> bool {
+        let url = format!("http://{addr}/v2/");
         match &self.netns {
             // Not `wget -T`: Debian's busybox 1.35 wget crashes with it; coreutils' timeout
             // bounds the probe instead.
@@ -235,7 +286,7 @@ impl Registry {
                     o.status.success()
                         || String::from_utf8_lossy(&o.stderr).contains("server returned error")
                 }),
-            None => http_get_status(&self.addr, "/v2/").is_some(),
+            None => http_get_status(addr, "/v2/").is_some(),
         }
     }
 
@@ -333,6 +384,10 @@ impl Registry {
 
 impl Drop for Registry {
     fn drop(&mut self) {
+        if let Some((child, _)) = &mut self.token_server {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
         // `ip netns exec` replaced itself with docker-registry, so this PID is the registry.
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -369,6 +424,16 @@ pub fn skopeo_copy(
         .arg(format!("oci:{}:{tag}", layout.display()))
         .arg(format!("docker://{dest}"));
     run(&mut skopeo).map(drop)
+}
+
+fn free_port() -> Result<u16, HarnessError> {
+    Ok(TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|source| HarnessError::Io {
+            what: "find a free port on 127.0.0.1".into(),
+            source,
+        })?
+        .port())
 }
 
 fn htpasswd_line(user: &str, password: &str) -> Result<String, HarnessError> {
