@@ -480,3 +480,114 @@ fn a_v2_only_layout_runs_for_real_on_this_hosts_unified_mount() {
     cg.destroy().unwrap();
     assert!(cg.dirs.iter().all(|d| !d.path.exists()));
 }
+
+/// Self-timed figures, not a test of speed: `cargo test -p drover-runtime --test
+/// privileged_cgroups -- --ignored --nocapture bench_`. Prints medians of `detect()`, of a full
+/// container cgroup lifecycle (create with memory/pids/cpu limits and the device rules, add a
+/// pid, destroy), of the same lifecycle for the three limited controllers only done with bare
+/// mkdir/write/rmdir (the floor from the runtime research), and of compiling podman's profile.
+#[test]
+#[ignore = "a measurement, run by hand"]
+fn bench_cgroup_lifecycle_and_seccomp_compile() {
+    require_root!();
+    fn median(mut v: Vec<Duration>) -> Duration {
+        v.sort();
+        v[v.len() / 2]
+    }
+    const N: usize = 100;
+    let l = layout();
+    let detect_t = median(
+        (0..N)
+            .map(|_| {
+                let t = Instant::now();
+                detect().unwrap();
+                t.elapsed()
+            })
+            .collect(),
+    );
+    let r = resources(
+        r#"{"memory":{"limit":67108864},"pids":{"limit":100},"cpu":{"shares":512},
+            "devices":[{"allow":false,"access":"rwm"}]}"#,
+    );
+    let me = std::process::id() as i32;
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    let ours = median(
+        (0..N)
+            .map(|i| {
+                let t = Instant::now();
+                let cg = Cgroup::create(&l, &name(&format!("bench{i}")), Some(&r)).unwrap();
+                cg.add_pid(me).unwrap();
+                // Back to where this process was, then remove.
+                for line in own.lines() {
+                    let mut parts = line.splitn(3, ':');
+                    let (_, ctrls, path) =
+                        (parts.next(), parts.next().unwrap(), parts.next().unwrap());
+                    let d = cg.dirs.iter().find(|d| match &d.hierarchy {
+                        drover_runtime::cgroups::Hierarchy::V1(c) => c.join(",") == ctrls,
+                        drover_runtime::cgroups::Hierarchy::Unified(_) => ctrls.is_empty(),
+                    });
+                    if let Some(d) = d {
+                        let back = d.mount_point.join(path.trim_start_matches('/'));
+                        std::fs::write(back.join("cgroup.procs"), me.to_string()).unwrap();
+                    }
+                }
+                cg.destroy().unwrap();
+                t.elapsed()
+            })
+            .collect(),
+    );
+    let floor = median(
+        (0..N)
+            .map(|i| {
+                let t = Instant::now();
+                let dirs: Vec<PathBuf> = ["memory", "pids", "cpu"]
+                    .iter()
+                    .map(|c| PathBuf::from(format!("/sys/fs/cgroup/{c}/drover-test-{me}-floor{i}")))
+                    .collect();
+                for d in &dirs {
+                    std::fs::create_dir(d).unwrap();
+                }
+                std::fs::write(dirs[0].join("memory.limit_in_bytes"), "67108864").unwrap();
+                std::fs::write(dirs[1].join("pids.max"), "100").unwrap();
+                std::fs::write(dirs[2].join("cpu.shares"), "512").unwrap();
+                for d in &dirs {
+                    std::fs::write(d.join("cgroup.procs"), me.to_string()).unwrap();
+                }
+                for (d, c) in dirs.iter().zip(["memory", "pids", "cpu"]) {
+                    let line = own
+                        .lines()
+                        .find(|l| l.split(':').nth(1) == Some(c))
+                        .unwrap();
+                    let back = PathBuf::from(format!("/sys/fs/cgroup/{c}"))
+                        .join(line.splitn(3, ':').nth(2).unwrap().trim_start_matches('/'));
+                    std::fs::write(back.join("cgroup.procs"), me.to_string()).unwrap();
+                    std::fs::remove_dir(d).unwrap();
+                }
+                t.elapsed()
+            })
+            .collect(),
+    );
+    let profile = drover_runtime::seccomp::default_profile(
+        &drover_runtime::seccomp::DEFAULT_CAPABILITIES
+            .iter()
+            .map(|c| c.to_string())
+            .collect::<Vec<_>>(),
+    );
+    let compile_t = median(
+        (0..N)
+            .map(|_| {
+                let t = Instant::now();
+                drover_runtime::seccomp::compile(&profile).unwrap();
+                t.elapsed()
+            })
+            .collect(),
+    );
+    println!("n={N} medians, {:?} host:", l.kind);
+    println!("  detect()                                   {detect_t:?}");
+    println!(
+        "  create+add_pid+destroy ({} dirs)            {ours:?}",
+        l.v1.len() + usize::from(l.unified.is_some())
+    );
+    println!("  floor: 3 dirs, 3 limits, attach, rmdir       {floor:?}");
+    println!("  seccomp compile(default profile)           {compile_t:?}");
+}
