@@ -23,6 +23,9 @@ pub enum ArchiveError {
         /// What is wrong.
         reason: String,
     },
+    /// Reading the images to export failed.
+    #[error(transparent)]
+    Export(StoreError),
     /// The store failed (a digest mismatch in the archive shows up here).
     #[error("{path}: {source}")]
     Store {
@@ -98,6 +101,7 @@ fn relabel(e: ArchiveError, path: &Path) -> ArchiveError {
             path: path.to_owned(),
             source,
         },
+        other => other,
     }
 }
 
@@ -417,7 +421,7 @@ pub fn export(
     format: Format,
     out: impl Write,
 ) -> Result<(), ArchiveError> {
-    let path = PathBuf::from("<export>");
+    let path = PathBuf::from("the export archive");
     let st = |source| ArchiveError::Store {
         path: PathBuf::from("<export>"),
         source,

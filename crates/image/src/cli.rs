@@ -212,7 +212,8 @@ pub fn run(cmd: ImageCommand) -> ExitCode {
     match rt.block_on(execute(cmd)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("drover image: {e:#}");
+            // Every error of this crate already spells out its causes; `{:#}` would repeat them.
+            eprintln!("drover image: {e}");
             ExitCode::FAILURE
         }
     }
