@@ -591,3 +591,51 @@ fn bench_cgroup_lifecycle_and_seccomp_compile() {
     println!("  floor: 3 dirs, 3 limits, attach, rmdir       {floor:?}");
     println!("  seccomp compile(default profile)           {compile_t:?}");
 }
+
+#[test]
+fn sub_cgroups_made_inside_the_container_are_listed_killed_and_removed() {
+    require_root!();
+    let l = layout();
+    let cg = Cgroup::create(&l, &name("nested"), None).unwrap();
+    let mut g = Guard {
+        cg: cg.clone(),
+        children: vec![],
+    };
+    // What systemd inside a container does: sub-cgroups of its own, a process in one of them.
+    let outer = Command::new("/bin/sleep").arg("30").spawn().unwrap();
+    let inner = Command::new("/bin/sleep").arg("30").spawn().unwrap();
+    let (outer_pid, inner_pid) = (outer.id() as i32, inner.id() as i32);
+    g.children.extend([outer, inner]);
+    cg.add_pid(outer_pid).unwrap();
+    for d in &cg.dirs {
+        let sub = d.path.join("init.scope/deeper");
+        std::fs::create_dir_all(&sub).unwrap();
+        if sub.parent().unwrap().join("cpuset.cpus").exists() {
+            for (dir, f) in [
+                (sub.parent().unwrap(), "cpuset.cpus"),
+                (sub.parent().unwrap(), "cpuset.mems"),
+            ] {
+                let v = std::fs::read_to_string(d.path.join(f)).unwrap();
+                std::fs::write(dir.join(f), v.trim()).unwrap();
+            }
+        }
+        std::fs::write(
+            sub.parent().unwrap().join("cgroup.procs"),
+            inner_pid.to_string(),
+        )
+        .unwrap();
+    }
+    assert_eq!(cg.pids().unwrap(), {
+        let mut v = vec![outer_pid, inner_pid];
+        v.sort();
+        v
+    });
+    cg.kill_all(libc::SIGKILL).unwrap();
+    for c in &mut g.children {
+        wait_with_timeout(c, "a sleep after kill_all");
+    }
+    cg.destroy().unwrap();
+    for d in &cg.dirs {
+        assert!(!d.path.exists(), "{} left behind", d.path.display());
+    }
+}

@@ -360,19 +360,13 @@ impl Cgroup {
         Ok(())
     }
 
-    /// The processes in the cgroup (the union over its directories), sorted.
+    /// The processes in the cgroup, including sub-cgroups the container made (the union over
+    /// its directories), sorted.
     pub fn pids(&self) -> Result<Vec<i32>, CgroupError> {
         let mut pids = Vec::new();
         for d in &self.dirs {
-            let path = d.path.join("cgroup.procs");
-            let text = read_file(&path)?;
-            for line in text.lines().filter(|l| !l.is_empty()) {
-                let pid = line.trim().parse().map_err(|_| CgroupError::Io {
-                    op: "parse",
-                    path: path.clone(),
-                    source: std::io::Error::new(ErrorKind::InvalidData, line.to_string()),
-                })?;
-                pids.push(pid);
+            for dir in subtree(&d.path)? {
+                read_procs(&dir.join("cgroup.procs"), &mut pids)?;
             }
         }
         pids.sort_unstable();
@@ -437,14 +431,26 @@ impl Cgroup {
     /// one already gone is fine.
     pub fn destroy(&self) -> Result<(), CgroupError> {
         let mut first_err = None;
+        let mut keep = |r: Result<(), CgroupError>| {
+            if let Err(e) = r
+                && first_err.is_none()
+            {
+                first_err = Some(e);
+            }
+        };
         for d in &self.dirs {
+            if d.created == 0 {
+                continue;
+            }
+            // Sub-cgroups the container made inside ours go first, deepest first.
+            match subtree(&d.path) {
+                Ok(dirs) => dirs.iter().skip(1).rev().for_each(|s| keep(rmdir_retry(s))),
+                Err(CgroupError::Io { source, .. }) if source.kind() == ErrorKind::NotFound => {}
+                Err(e) => keep(Err(e)),
+            }
             let mut p = d.path.clone();
             for _ in 0..d.created {
-                if let Err(e) = rmdir_retry(&p)
-                    && first_err.is_none()
-                {
-                    first_err = Some(e);
-                }
+                keep(rmdir_retry(&p));
                 if !p.pop() {
                     break;
                 }
@@ -452,6 +458,39 @@ impl Cgroup {
         }
         first_err.map_or(Ok(()), Err)
     }
+}
+
+/// `dir` and every directory below it, parents before children.
+fn subtree(dir: &Path) -> Result<Vec<PathBuf>, CgroupError> {
+    let mut out = vec![dir.to_path_buf()];
+    let mut i = 0;
+    while i < out.len() {
+        let entries = std::fs::read_dir(&out[i]).map_err(|source| CgroupError::Io {
+            op: "list",
+            path: out[i].clone(),
+            source,
+        })?;
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                out.push(e.path());
+            }
+        }
+        i += 1;
+    }
+    Ok(out)
+}
+
+fn read_procs(path: &Path, pids: &mut Vec<i32>) -> Result<(), CgroupError> {
+    let text = read_file(path)?;
+    for line in text.lines().filter(|l| !l.is_empty()) {
+        let pid = line.trim().parse().map_err(|_| CgroupError::Io {
+            op: "parse",
+            path: path.to_path_buf(),
+            source: std::io::Error::new(ErrorKind::InvalidData, line.to_string()),
+        })?;
+        pids.push(pid);
+    }
+    Ok(())
 }
 
 /// The name of one of this module's child step codes (see [`crate::sys`]). Cgroups do all their
