@@ -138,71 +138,19 @@ impl Registry {
                 hint: "apt-get install docker-registry",
             });
         }
-        let io = |what: &str| {
-            let what = what.to_string();
-            move |source| HarnessError::Io { what, source }
-        };
         let dir = tempfile::Builder::new()
             .prefix("drover-test-registry-")
             .tempdir()
             .map_err(io("create the registry's temp dir"))?;
-        let storage = dir.path().join("storage");
-        std::fs::create_dir(&storage).map_err(io("create the registry's storage dir"))?;
         let addr = format!("127.0.0.1:{port}");
-        let config = dir.path().join("config.yml");
-        let mut yaml = config_yaml(&addr, &storage);
-        let mut token = None;
-        if options.token_auth {
-            let realm_addr = match &netns {
-                Some(_) => format!("127.0.0.1:{NETNS_TOKEN_PORT}"),
-                None => format!("127.0.0.1:{}", free_port()?),
-            };
-            let mut repos: Vec<String> = fixtures::all()
-                .iter()
-                .map(|f| f.repository.to_string())
-                .collect();
-            repos.extend(options.token_repositories.iter().cloned());
-            let files =
-                crate::token::write(dir.path(), &realm_addr, &repos, options.basic_auth.as_ref())?;
-            yaml.push_str(&files.registry_yaml);
-            token = Some((files, realm_addr));
-        } else if let Some((user, password)) = &options.basic_auth {
-            let htpasswd = dir.path().join("htpasswd");
-            std::fs::write(&htpasswd, htpasswd_line(user, password)?)
-                .map_err(io("write the htpasswd file"))?;
-            yaml.push_str(&format!(
-                "auth:\n  htpasswd:\n    realm: drover-test\n    path: {}\n",
-                htpasswd.display()
-            ));
-        }
-        if options.tls {
-            let (cert, key) = crate::tls::write_test_pki(dir.path())?;
-            yaml = yaml.replace(
-                &format!("  addr: {addr}\n"),
-                &format!(
-                    "  addr: {addr}\n  tls:\n    certificate: {}\n    key: {}\n",
-                    cert.display(),
-                    key.display()
-                ),
-            );
-        }
-        std::fs::write(&config, yaml).map_err(io("write the registry config"))?;
-        let log_path = dir.path().join("registry.log");
-        let log = File::create(&log_path).map_err(io("create the registry log"))?;
-        let log2 = log.try_clone().map_err(io("open the registry log"))?;
+        let (config, token) = write_config(dir.path(), &addr, netns.is_some(), &options)?;
+        let log = dir.path().join("registry.log");
         let mut cmd = match &netns {
             Some(ns) => ns.command("docker-registry"),
             None => Command::new("docker-registry"),
         };
-        cmd.arg("serve")
-            .arg(&config)
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log2);
-        let child = cmd.spawn().map_err(|e| HarnessError::Command {
-            command: command_line(&cmd),
-            detail: e.to_string(),
-        })?;
+        cmd.arg("serve").arg(&config);
+        let child = start(cmd, Some(&log))?;
         let mut registry = Self {
             child,
             token_server: None,
@@ -217,15 +165,8 @@ impl Registry {
                 .arg("-h")
                 .arg(&files.www)
                 .arg("-c")
-                .arg(&files.httpd_conf)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null());
-            let child = cmd.spawn().map_err(|e| HarnessError::Command {
-                command: command_line(&cmd),
-                detail: e.to_string(),
-            })?;
-            registry.token_server = Some((child, realm_addr));
+                .arg(&files.httpd_conf);
+            registry.token_server = Some((start(cmd, None)?, realm_addr));
         }
         registry.wait_ready()?;
         Ok(registry)
@@ -424,6 +365,81 @@ pub fn skopeo_copy(
         .arg(format!("oci:{}:{tag}", layout.display()))
         .arg(format!("docker://{dest}"));
     run(&mut skopeo).map(drop)
+}
+
+fn io(what: &str) -> impl FnOnce(std::io::Error) -> HarnessError {
+    let what = what.to_string();
+    move |source| HarnessError::Io { what, source }
+}
+
+/// Writes the registry's config (and its auth and TLS files) below `dir`; returns the config
+/// path and, with token auth, the realm's files and address.
+fn write_config(
+    dir: &Path,
+    addr: &str,
+    in_netns: bool,
+    options: &RegistryOptions,
+) -> Result<(PathBuf, Option<(crate::token::TokenFiles, String)>), HarnessError> {
+    let storage = dir.join("storage");
+    std::fs::create_dir(&storage).map_err(io("create the registry's storage dir"))?;
+    let mut yaml = config_yaml(addr, &storage);
+    let mut token = None;
+    if options.token_auth {
+        let realm_addr = if in_netns {
+            format!("127.0.0.1:{NETNS_TOKEN_PORT}")
+        } else {
+            format!("127.0.0.1:{}", free_port()?)
+        };
+        let mut repos: Vec<String> = fixtures::all()
+            .iter()
+            .map(|f| f.repository.to_string())
+            .collect();
+        repos.extend(options.token_repositories.iter().cloned());
+        let files = crate::token::write(dir, &realm_addr, &repos, options.basic_auth.as_ref())?;
+        yaml.push_str(&files.registry_yaml);
+        token = Some((files, realm_addr));
+    } else if let Some((user, password)) = &options.basic_auth {
+        let htpasswd = dir.join("htpasswd");
+        std::fs::write(&htpasswd, htpasswd_line(user, password)?)
+            .map_err(io("write the htpasswd file"))?;
+        yaml.push_str(&format!(
+            "auth:\n  htpasswd:\n    realm: drover-test\n    path: {}\n",
+            htpasswd.display()
+        ));
+    }
+    if options.tls {
+        let (cert, key) = crate::tls::write_test_pki(dir)?;
+        yaml = yaml.replace(
+            &format!("  addr: {addr}\n"),
+            &format!(
+                "  addr: {addr}\n  tls:\n    certificate: {}\n    key: {}\n",
+                cert.display(),
+                key.display()
+            ),
+        );
+    }
+    let config = dir.join("config.yml");
+    std::fs::write(&config, yaml).map_err(io("write the registry config"))?;
+    Ok((config, token))
+}
+
+/// Spawns `cmd` with stdin closed and stdout+stderr to `log` (or discarded).
+fn start(mut cmd: Command, log: Option<&Path>) -> Result<Child, HarnessError> {
+    cmd.stdin(Stdio::null());
+    match log {
+        Some(path) => {
+            let out = File::create(path).map_err(io("create the registry log"))?;
+            let err = out.try_clone().map_err(io("open the registry log"))?;
+            cmd.stdout(out).stderr(err);
+        }
+        None => {
+            cmd.stdout(Stdio::null()).stderr(Stdio::null());
+        }
+    }
+    cmd.spawn().map_err(|e| HarnessError::Command {
+        command: command_line(&cmd),
+        detail: e.to_string(),
+    })
 }
 
 fn free_port() -> Result<u16, HarnessError> {

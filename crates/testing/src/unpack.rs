@@ -3,7 +3,6 @@
 //! image before a container runtime exists; not a hardened extractor for untrusted input
 //! (fixtures are made here), though it refuses paths that leave the destination.
 
-use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 
 use serde_json::Value;
@@ -82,10 +81,24 @@ pub fn unpack(layout: &Path, tag: &str, dest: &Path) -> Result<(), BuildError> {
 /// Applies one gzip layer blob to `dest`.
 pub fn apply_layer(blob: &[u8], dest: &Path) -> Result<(), BuildError> {
     // Pass 1: whiteouts, so that they only hit what lower layers made.
-    for entry in entries(blob)? {
-        let (path, _) = entry?;
+    let real_dest = dest.canonicalize().map_err(|e| BuildError::out(dest, e))?;
+    for path in entry_paths(blob)? {
         let (parent, name) = split(&path);
-        let dir = dest.join(parent);
+        let dir = dest.join(&parent);
+        if !name.starts_with(".wh.") {
+            continue;
+        }
+        // A lower layer's symlink must not lead a whiteout out of the root.
+        match dir.canonicalize() {
+            Ok(real) if real.starts_with(&real_dest) => {}
+            Ok(_) => {
+                return Err(BuildError::BadPath {
+                    path: path.display().to_string(),
+                    reason: "a whiteout's directory resolves outside the root",
+                });
+            }
+            Err(_) => continue, // nothing there to delete
+        }
         if name == ".wh..wh..opq" {
             if let Ok(children) = std::fs::read_dir(&dir) {
                 for child in children.flatten() {
@@ -123,21 +136,19 @@ pub fn apply_layer(blob: &[u8], dest: &Path) -> Result<(), BuildError> {
     Ok(())
 }
 
-type Entries = Vec<Result<(PathBuf, u64), BuildError>>;
-
-fn entries(blob: &[u8]) -> Result<Entries, BuildError> {
+/// The paths of a layer's entries, in order.
+fn entry_paths(blob: &[u8]) -> Result<Vec<PathBuf>, BuildError> {
     let gz = flate2::read::GzDecoder::new(blob);
     let mut archive = tar::Archive::new(gz);
     let mut out = Vec::new();
     for entry in archive.entries().map_err(BuildError::Tar)? {
-        out.push(entry.map_err(BuildError::Tar).and_then(|mut e| {
-            let path = e.path().map_err(BuildError::Tar)?.into_owned();
-            check_relative(&path)?;
-            let mut sink = std::io::sink();
-            let n = std::io::copy(&mut e.by_ref().take(u64::MAX), &mut sink)
-                .map_err(BuildError::Tar)?;
-            Ok((path, n))
-        }));
+        let path = entry
+            .map_err(BuildError::Tar)?
+            .path()
+            .map_err(BuildError::Tar)?
+            .into_owned();
+        check_relative(&path)?;
+        out.push(path);
     }
     Ok(out)
 }
@@ -201,5 +212,43 @@ fn bad(path: &Path, reason: String) -> BuildError {
     BuildError::BadLayout {
         path: path.to_path_buf(),
         reason,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layer::LayerBuilder;
+
+    #[test]
+    fn a_whiteout_through_a_symlink_out_of_the_root_is_refused_and_deletes_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let outside = tmp.path().join("outside");
+        std::fs::create_dir(&outside).unwrap();
+        std::fs::write(outside.join("precious"), "keep").unwrap();
+        let root = tmp.path().join("root");
+        let mut lower = LayerBuilder::new();
+        lower
+            .symlink("/escape", &outside.display().to_string())
+            .unwrap();
+        std::fs::create_dir(&root).unwrap();
+        apply_layer(&lower.build().unwrap().blob, &root).unwrap();
+        let mut upper = LayerBuilder::new();
+        upper.whiteout("/escape/precious").unwrap();
+        let err = apply_layer(&upper.build().unwrap().blob, &root).unwrap_err();
+        assert!(err.to_string().contains("outside the root"), "{err}");
+        assert_eq!(
+            std::fs::read_to_string(outside.join("precious")).unwrap(),
+            "keep"
+        );
+
+        // Control: the same whiteout inside the root deletes the file.
+        let mut lower = LayerBuilder::new();
+        lower.file("/inside/precious", 0o644, "x").unwrap();
+        apply_layer(&lower.build().unwrap().blob, &root).unwrap();
+        let mut upper = LayerBuilder::new();
+        upper.whiteout("/inside/precious").unwrap();
+        apply_layer(&upper.build().unwrap().blob, &root).unwrap();
+        assert!(!root.join("inside/precious").exists());
     }
 }
