@@ -97,14 +97,14 @@ pub fn compile(spec: &LinuxSeccomp) -> Result<Program, SeccompError> {
     for a in spec.architectures().iter().flatten() {
         if *a != NATIVE_ARCH && *a != Arch::ScmpArchNative {
             notes.push(format!(
-                "architecture {a:?} is not compiled: its syscalls get the bad-arch action (kill)"
+                "architecture {a} is not compiled: its syscalls get the bad-arch action (kill)"
             ));
         }
     }
     let mut by_nr: BTreeMap<u32, Vec<Rule>> = BTreeMap::new();
     let mut unknown: Vec<String> = Vec::new();
     for (i, sc) in spec.syscalls().iter().flatten().enumerate() {
-        let ret = action(sc.action(), sc.errno_ret(), "syscalls[].action")?;
+        let ret = action(sc.action(), sc.errno_ret(), &format!("syscalls[{i}]"))?;
         let mut conds = Vec::new();
         for a in sc.args().iter().flatten() {
             if a.index() > 5 {
@@ -149,11 +149,7 @@ pub fn compile(spec: &LinuxSeccomp) -> Result<Program, SeccompError> {
 }
 
 /// The `SECCOMP_RET_*` value of an OCI action.
-fn action(
-    a: LinuxSeccompAction,
-    errno: Option<u32>,
-    field: &'static str,
-) -> Result<u32, SeccompError> {
+fn action(a: LinuxSeccompAction, errno: Option<u32>, field: &str) -> Result<u32, SeccompError> {
     if let Some(e) = errno.filter(|&e| e > 0xffff) {
         return Err(SeccompError::Unsupported {
             what: format!("{field}: errnoRet {e} (the filter's return data has 16 bits)"),

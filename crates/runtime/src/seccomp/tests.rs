@@ -333,6 +333,27 @@ fn unknown_names_are_skipped_and_reported_and_unsupported_features_are_errors() 
     assert_eq!(p.unknown_names(), ["s390_runtime_instr", "getpdi"]);
     assert_eq!(run(p.instructions(), &call("getpid", [0; 6])), ALLOW);
 
+    let notify_rule = spec(json!({"defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["read"], "action": "SCMP_ACT_NOTIFY"}]}));
+    assert!(
+        compile(&notify_rule)
+            .unwrap_err()
+            .to_string()
+            .contains("syscalls[0]")
+    );
+    let p = compile(&default_profile(&caps(DEFAULT_CAPABILITIES))).unwrap();
+    if cfg!(target_arch = "x86_64") {
+        assert!(
+            p.notes().iter().any(|n| n.contains("SCMP_ARCH_X86 ")),
+            "{:?}",
+            p.notes()
+        );
+        assert!(
+            p.notes().iter().any(|n| n.contains("SCMP_ARCH_X32")),
+            "{:?}",
+            p.notes()
+        );
+    }
     let notify = spec(json!({"defaultAction": "SCMP_ACT_NOTIFY"}));
     assert!(
         compile(&notify)
