@@ -188,6 +188,13 @@ fn etcd_settings(args: &ServerArgs) -> Result<Option<Datastore>, String> {
 }
 
 fn run_server(args: ServerArgs) -> ExitCode {
+    let datastore = match etcd_settings(&args) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("drover: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let mut config = Config::new(args.data_dir);
     config.bind_address = args.bind_address;
     config.https_port = args.https_listen_port;
@@ -200,13 +207,7 @@ fn run_server(args: ServerArgs) -> ExitCode {
     config.max_in_flight = args.max_requests_inflight;
     config.history_retention = args.datastore_history_retention;
     config.max_history = args.datastore_max_history;
-    config.datastore = match etcd_settings(&args) {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("drover: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    config.datastore = datastore;
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
