@@ -178,6 +178,8 @@ struct Harness<'a> {
     /// in between that the mounts are done and the root is not entered yet (where runc runs
     /// the createContainer hooks).
     split: bool,
+    /// Apply no plan at all (only the namespaces): the floor for the hand-run measurement.
+    floor: bool,
     cgroup: Option<&'a drover_runtime::cgroups::Cgroup>,
 }
 
@@ -194,6 +196,7 @@ impl<'a> Harness<'a> {
             console: None,
             console_after_pivot: false,
             split: false,
+            floor: false,
             cgroup: None,
         }
     }
@@ -244,6 +247,7 @@ impl<'a> Harness<'a> {
         let probe =
             CString::new(self.bundle.join("rootfs/dev/null").as_os_str().as_bytes()).unwrap();
         let run_child = ChildSide {
+            floor: self.floor,
             split: self.split.then_some(probe),
             console_after_pivot: self.console_after_pivot,
             userns: self.user_namespace,
@@ -253,7 +257,15 @@ impl<'a> Harness<'a> {
             err_write,
         };
 
-        let mut cmd = Command::new("/bin/sh");
+        // The floor runs the host's busybox shell, the container the rootfs's copy of it.
+        let mut cmd = Command::new(if self.floor {
+            "/bin/busybox"
+        } else {
+            "/bin/sh"
+        });
+        if self.floor {
+            cmd.arg("sh");
+        }
         cmd.arg("-c")
             .arg(script)
             .env_clear()
@@ -307,6 +319,7 @@ impl<'a> Harness<'a> {
 }
 
 struct ChildSide {
+    floor: bool,
     /// With the split: a host path of the rootfs's /dev/null, which must exist between halves.
     split: Option<CString>,
     console_after_pivot: bool,
@@ -352,6 +365,9 @@ impl ChildSide {
                         .map_err(fail)?;
                 rustix::io::write(&fd, content).map_err(fail)?;
             }
+        }
+        if self.floor {
+            return Ok(());
         }
         match &self.split {
             None => self.fs.apply()?,
@@ -1300,4 +1316,80 @@ fn a_read_only_dev_is_made_read_only_after_its_nodes() {
     );
     let m = mounts(&r.stdout);
     assert!(find(&m, "/dev").1.starts_with("ro"), "{r:?}");
+}
+
+/// Hand-run measurement (not a test of behaviour):
+/// `cargo test -p drover-runtime --release --test privileged_isolation -- --ignored --nocapture measure`.
+/// Wall time of one container start of `/bin/true` through this harness (fork, unshare, the
+/// plans, exec, exit) against the same without the plans, and `runc run` of the same bundle.
+#[test]
+#[ignore]
+fn measure_isolation_cost() {
+    if !privileged() {
+        return;
+    }
+    let b = Bundle::new();
+    let spec = base_spec();
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        v[v.len() / 2]
+    };
+    let time = |f: &mut dyn FnMut()| {
+        let t = std::time::Instant::now();
+        f();
+        t.elapsed().as_secs_f64() * 1000.0
+    };
+    let mut floor_h = Harness::new(&b);
+    floor_h.floor = true;
+    let full_h = Harness::new(&b);
+    let mut runc_spec = spec.clone();
+    runc_spec["process"]["args"] = json!(["/bin/true"]);
+    runc_spec["process"]["terminal"] = json!(false);
+    std::fs::write(b.path().join("config.json"), runc_spec.to_string()).unwrap();
+    let has_runc = Command::new("runc").arg("--version").output().is_ok();
+    let (mut floor, mut full, mut runc, mut prep) = (vec![], vec![], vec![], vec![]);
+    for i in 0..40 {
+        floor.push(time(&mut || {
+            floor_h.run(&spec, "true").unwrap();
+        }));
+        full.push(time(&mut || {
+            full_h.ok(&spec, "true");
+        }));
+        prep.push(time(&mut || {
+            let s = parse(&spec);
+            let o = rootfs::Options {
+                bundle: b.path(),
+                user_namespace: false,
+                no_pivot: false,
+                console: None,
+                cgroup: None,
+            };
+            rootfs::prepare(&s, &o).unwrap();
+            process::prepare(s.process().as_ref().unwrap(), &process::Options::default()).unwrap();
+        }));
+        if has_runc {
+            let id = format!("drover-test-iso-bench-{}-{i}", std::process::id());
+            runc.push(time(&mut || {
+                let st = Command::new("runc")
+                    .args(["run", "--bundle"])
+                    .arg(b.path())
+                    .arg(&id)
+                    .status()
+                    .unwrap();
+                assert!(st.success());
+            }));
+        }
+    }
+    println!(
+        "median wall ms over 40 runs (harness: fork + unshare(mnt,net,ipc,uts) + exec /bin/sh -c true):"
+    );
+    println!("  floor, no plans:           {:.2}", median(floor));
+    println!("  with rootfs+process plans: {:.2}", median(full));
+    println!("  prepare (parent) alone:    {:.3}", median(prep));
+    if has_runc {
+        println!(
+            "  runc run (same bundle, /bin/true, whole runtime incl. cgroups): {:.2}",
+            median(runc)
+        );
+    }
 }
