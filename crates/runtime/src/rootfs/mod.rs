@@ -9,7 +9,7 @@
 //! 1. `/` becomes recursively private (or `linux.rootfsPropagation`), the rootfs is bound onto
 //!    itself and opened as an `O_PATH` root descriptor;
 //! 2. each mount's destination is resolved *inside that root* (`openat2` + `RESOLVE_IN_ROOT`,
-//!    see [`path`]) and the mount made on `/proc/self/fd/N` — never through a path the image
+//!    see `rootfs/path.rs`) and the mount made on `/proc/self/fd/N` — never through a path the image
 //!    controls; bind mounts are then remounted for `ro`/`nosuid`/… and propagation is applied;
 //! 3. `/dev` gets its nodes (`mknod`, or host nodes bind-mounted in a user namespace), symlinks,
 //!    `/dev/ptmx -> pts/ptmx` and `/dev/console` when there is a terminal;
