@@ -268,8 +268,13 @@ pub struct Plan {
     pub create_hooks: bool,
     /// The terminal, when `process.terminal` is true.
     pub console: Option<crate::console::ChildConsole>,
+    /// The filesystem view (mounts, /dev, pivot_root, masked and read-only paths); `None` for
+    /// `exec`, which joins the container's mount namespace instead.
+    pub rootfs: Option<crate::rootfs::Plan>,
     /// The process settings (rlimits, oom score, cwd, credentials, capabilities, umask).
     pub process: crate::process::Plan,
+    /// The compiled `linux.seccomp` filter.
+    pub seccomp: Option<crate::seccomp::Program>,
     /// `process.noNewPrivileges`: decides where the seccomp filter is loaded.
     pub no_new_privs: bool,
     /// A new anonymous session keyring (runc's default; `--no-new-keyring` turns it off).
@@ -282,8 +287,6 @@ pub struct Plan {
     pub wait: Wait,
     /// The signal mask to restore before exec (the parent blocks signals around clone).
     pub sigmask: libc::sigset_t,
-    // CALL SITES (isolation, cgroups+seccomp): the rootfs plan, the process plan and the seccomp
-    // program are added here as their modules land; see `run_child`.
 }
 
 impl std::fmt::Debug for Plan {
@@ -508,6 +511,11 @@ fn child_sequence(plan: &Plan, sock: BorrowedFd<'_>) -> Result<Never, ChildError
     if plan.new_keyring {
         join_session_keyring()?;
     }
+    // runc's order: the mounts, then the create hooks (they may mount into the rootfs from
+    // the container's mount namespace), then pivot_root and the path masks.
+    if let Some(rootfs) = &plan.rootfs {
+        rootfs.apply_mounts()?;
+    }
     if plan.create_hooks {
         step(STEP_HOOKS, send(sock, &[MSG_NS_READY]))?;
         match recv(sock, &mut buf) {
@@ -516,19 +524,30 @@ fn child_sequence(plan: &Plan, sock: BorrowedFd<'_>) -> Result<Never, ChildError
             Err(e) => return Err(ChildError::new(STEP_HOOKS, e, 0)),
         }
     }
-    // CALL SITE (isolation): rootfs plan `apply()` — mounts, /dev, pivot_root, masked and
-    // read-only paths, sysctls — runs here.
+    if let Some(rootfs) = &plan.rootfs {
+        rootfs.enter_root()?;
+    }
     if let Some(console) = &plan.console {
         console.apply()?;
     }
     plan.process.apply_privileged()?;
-    // CALL SITE (cgroups+seccomp): seccomp `apply()` here when no_new_privs is false (loading a
-    // filter then needs CAP_SYS_ADMIN, which the identity change drops).
+    // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN, which the identity change
+    // drops: load it now. With no_new_privs it is loaded last, so it filters as little of our
+    // own setup as possible.
+    if !plan.no_new_privs
+        && let Some(s) = &plan.seccomp
+    {
+        s.apply()?;
+    }
     plan.process.apply_cwd()?;
     plan.process.apply_identity()?;
     close_inherited_fds(plan.preserve_fds)?;
     let exe = plan.program.lookup()?;
-    // CALL SITE (cgroups+seccomp): seccomp `apply()` here, last, when no_new_privs is true.
+    if plan.no_new_privs
+        && let Some(s) = &plan.seccomp
+    {
+        s.apply()?;
+    }
     step(
         STEP_PDEATHSIG,
         rustix::process::set_parent_process_death_signal(None),

@@ -59,15 +59,27 @@ pub fn step_name(step: u32) -> &'static str {
 pub struct ChildConsole {
     socket: OwnedFd,
     size: Option<(u16, u16)>,
+    bind_console: bool,
 }
 
 impl ChildConsole {
-    /// Parent: connects to `--console-socket` (fd renumbered above `min_fd`).
-    pub fn connect(path: &Path, size: Option<(u16, u16)>, min_fd: i32) -> anyhow::Result<Self> {
+    /// Parent: connects to `--console-socket` (fd renumbered above `min_fd`). `bind_console`:
+    /// also bind the slave onto the container's `/dev/console` (the container's first process,
+    /// not `exec`).
+    pub fn connect(
+        path: &Path,
+        size: Option<(u16, u16)>,
+        min_fd: i32,
+        bind_console: bool,
+    ) -> anyhow::Result<Self> {
         let stream = UnixStream::connect(path)
             .with_context(|| format!("connecting to the console socket {}", path.display()))?;
         let socket = crate::child::dup_above(OwnedFd::from(stream), min_fd)?;
-        Ok(Self { socket, size })
+        Ok(Self {
+            socket,
+            size,
+            bind_console,
+        })
     }
 
     /// Child: makes the pty, hands the master over and takes the slave as terminal and stdio.
@@ -83,6 +95,9 @@ impl ChildConsole {
         let slave =
             rustix::pty::ioctl_tiocgptpeer(&master, OpenptFlags::RDWR | OpenptFlags::NOCTTY)
                 .map_err(step(STEP_PEER))?;
+        if self.bind_console {
+            crate::rootfs::bind_console(slave.as_fd())?;
+        }
         if let Some((rows, cols)) = self.size {
             let ws = rustix::termios::Winsize {
                 ws_row: rows,

@@ -309,8 +309,10 @@ pub(crate) fn forward_and_wait(child: i32, blocked: &libc::sigset_t) -> anyhow::
             let _ = send_signal(child, sig);
             continue;
         }
+        // Only our own child: `waitpid(None)` would mean our process group, which a child with
+        // a terminal has left (setsid).
         loop {
-            match rustix::process::waitpid(None, rustix::process::WaitOptions::NOHANG) {
+            match rustix::process::waitpid(Some(pid(child)), rustix::process::WaitOptions::NOHANG) {
                 Ok(Some((p, status))) => {
                     if p.as_raw_nonzero().get() == child {
                         if let Some(code) = status.exit_status() {
@@ -489,7 +491,9 @@ fn launch(root: &Root, id: &str, opts: &CreateOpts, fifo: bool) -> anyhow::Resul
             let size = process
                 .console_size()
                 .map(|b| (b.height() as u16, b.width() as u16));
-            Some(crate::console::ChildConsole::connect(path, size, min_fd)?)
+            Some(crate::console::ChildConsole::connect(
+                path, size, min_fd, true,
+            )?)
         }
         _ => None,
     };
@@ -515,20 +519,32 @@ fn launch(root: &Root, id: &str, opts: &CreateOpts, fifo: bool) -> anyhow::Resul
     for w in process_plan.warnings() {
         eprintln!("warning: {w}");
     }
-    // CALL SITES (isolation, cgroups+seccomp): rootfs::Plan::prepare(spec, bundle, no_pivot)
-    // and seccomp::compile are prepared here.
+    let seccomp = compile_seccomp(linux.and_then(|l| l.seccomp().as_ref()))?;
     let layout = crate::cgroups::detect()?;
     let cgroups_path = linux
         .and_then(|l| l.cgroups_path().as_ref())
         .map(|p| p.to_string_lossy().into_owned())
         .unwrap_or_else(|| id.to_string());
-    let cgroup = crate::cgroups::Cgroup::create(
-        &layout,
-        &cgroups_path,
+    // The nodes of linux.devices are allowed in the device cgroup too, as runc does.
+    let resources = crate::cgroups::allow_spec_devices(
         linux.and_then(|l| l.resources().as_ref()),
-    )
-    .with_context(|| format!("linux.cgroupsPath {cgroups_path:?}"))?;
+        linux
+            .and_then(|l| l.devices().as_deref())
+            .unwrap_or_default(),
+    );
+    let cgroup = crate::cgroups::Cgroup::create(&layout, &cgroups_path, Some(&resources))
+        .with_context(|| format!("linux.cgroupsPath {cgroups_path:?}"))?;
     undo.cgroup = Some(cgroup.clone());
+    let rootfs = crate::rootfs::prepare(
+        spec,
+        &crate::rootfs::Options {
+            bundle: &bundle.dir,
+            user_namespace,
+            no_pivot: opts.no_pivot,
+            console: None,
+            cgroup: Some(&cgroup),
+        },
+    )?;
     let (blocked, old_mask) = child::block_signals()?;
     let plan = Plan {
         clone_flags: ns.clone_flags,
@@ -539,7 +555,9 @@ fn launch(root: &Root, id: &str, opts: &CreateOpts, fifo: bool) -> anyhow::Resul
         domainname: cstr(spec.domainname(), "domainname")?,
         create_hooks,
         console,
+        rootfs: Some(rootfs),
         process: process_plan,
+        seccomp,
         no_new_privs: process.no_new_privileges().unwrap_or(false),
         new_keyring: !opts.no_new_keyring,
         preserve_fds: opts.preserve_fds,
@@ -635,6 +653,21 @@ fn launch(root: &Root, id: &str, opts: &CreateOpts, fifo: bool) -> anyhow::Resul
     })
 }
 
+/// Compiles `linux.seccomp` in the parent (warnings for syscalls this kernel does not know).
+pub(crate) fn compile_seccomp(
+    s: Option<&oci_spec::runtime::LinuxSeccomp>,
+) -> anyhow::Result<Option<crate::seccomp::Program>> {
+    let Some(s) = s else { return Ok(None) };
+    let p = crate::seccomp::compile(s).context("linux.seccomp")?;
+    for n in p.unknown_names() {
+        eprintln!("warning: seccomp: syscall {n:?} is not known on this architecture; skipped");
+    }
+    for n in p.notes() {
+        eprintln!("warning: seccomp: {n}");
+    }
+    Ok(Some(p))
+}
+
 #[allow(unsafe_code)]
 fn setns_pid(fd: i32) -> std::io::Result<()> {
     // SAFETY: setns(CLONE_NEWPID) only changes the pid namespace of future children of this
@@ -664,6 +697,14 @@ pub(crate) fn describe(f: &Failure, plan: &Plan, ch: &child::Child) -> String {
         }
         Failure::Step(e) if (200..300).contains(&e.step) => {
             format!("container init failed: {}", plan.process.describe(e))
+        }
+        Failure::Step(e) if (100..200).contains(&e.step) && plan.rootfs.is_some() => {
+            let rootfs = plan
+                .rootfs
+                .as_ref()
+                .map(|r| r.describe(e))
+                .unwrap_or_default();
+            format!("container init failed: {rootfs}")
         }
         Failure::Step(e) => {
             let err = std::io::Error::from_raw_os_error(e.errno);

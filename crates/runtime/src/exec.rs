@@ -201,7 +201,9 @@ fn exec(root: &Root, a: &ExecArgs) -> anyhow::Result<i32> {
             let size = p
                 .console_size()
                 .map(|b| (b.height() as u16, b.width() as u16));
-            Some(crate::console::ChildConsole::connect(path, size, min_fd)?)
+            Some(crate::console::ChildConsole::connect(
+                path, size, min_fd, false,
+            )?)
         }
         _ => None,
     };
@@ -212,8 +214,10 @@ fn exec(root: &Root, a: &ExecArgs) -> anyhow::Result<i32> {
     for w in process_plan.warnings() {
         eprintln!("warning: {w}");
     }
-    // CALL SITE (cgroups+seccomp): seccomp::compile of the container's profile is prepared
-    // here and added to the plan.
+    // The exec'd process gets the container's seccomp profile, as with runc.
+    let bundle = crate::spec::load(&rec.bundle)?;
+    let linux = bundle.spec.linux().as_ref();
+    let seccomp = crate::container::compile_seccomp(linux.and_then(|l| l.seccomp().as_ref()))?;
     let (blocked, old_mask) = child::block_signals()?;
     let plan = Plan {
         clone_flags: 0,
@@ -224,7 +228,9 @@ fn exec(root: &Root, a: &ExecArgs) -> anyhow::Result<i32> {
         domainname: None,
         create_hooks: false,
         console,
+        rootfs: None,
         process: process_plan,
+        seccomp,
         no_new_privs: p.no_new_privileges().unwrap_or(false),
         new_keyring: false,
         preserve_fds: a.preserve_fds,
