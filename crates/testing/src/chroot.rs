@@ -3,7 +3,8 @@
 //! fixture behaves (serves, answers, stops on its stop signal) before Drover's runtime exists.
 //!
 //! The process tree is `ip netns exec NS unshare --pid --fork --kill-child --mount --uts sh -c
-//! '<mount /proc and /dev>; exec chroot ROOT env -i …'`. On drop the namespace's PID 1 is
+//! '<mount /proc and /dev>; exec env -i ENV… unshare --root=ROOT --wd=CWD ARGV…'`, so the image
+//! needs no shell of its own. On drop the namespace's PID 1 is
 //! SIGKILLed by PID (the kernel then kills every process in the namespace) and `unshare` too;
 //! the mounts vanish with the mount namespace.
 
@@ -64,13 +65,14 @@ impl RunSpec {
     }
 
     fn command(&self, netns: &NetNs, root: &Path) -> Command {
-        // Arguments: root, hostname, the environment, then `sh -c 'cd CWD && exec argv'`.
+        // Arguments: root, hostname, the environment, then `unshare --root --wd argv`; env and
+        // unshare are the host's, so the image needs neither a shell nor `env` (distroless).
         const SCRIPT: &str = r#"set -e
 root="$1"; host="$2"; shift 2
 mount -t proc proc "$root/proc"
 mount --rbind /dev "$root/dev"
 hostname "$host"
-exec chroot "$root" /bin/env -i "$@"
+exec /usr/bin/env -i "$@"
 "#;
         let mut cmd = netns.command("unshare");
         cmd.args([
@@ -89,8 +91,9 @@ exec chroot "$root" /bin/env -i "$@"
         .arg(root)
         .arg(&self.hostname)
         .args(&self.env)
-        .args(["/bin/sh", "-c", "cd \"$0\" && exec \"$@\""])
-        .arg(&self.cwd)
+        .arg("/usr/bin/unshare")
+        .arg(format!("--root={}", root.display()))
+        .arg(format!("--wd={}", self.cwd))
         .args(&self.argv);
         cmd
     }

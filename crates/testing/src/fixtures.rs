@@ -1,16 +1,20 @@
 //! The catalogue of fixture images: stand-ins with the seed's image names, and the special
 //! images the image store's tests need. Every image starts with the same busybox base layer.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::BuildError;
 use crate::layer::LayerBuilder;
-use crate::layout::{Content, Healthcheck, Image, ImageConfig, LayoutWriter, Platform, Written};
+use crate::layout::{Content, Image, ImageConfig, LayoutWriter, Platform, Written};
 use crate::rootfs;
 
+mod distroless;
 mod servers;
+mod store;
+mod web;
+
 pub use servers::PG_MAJOR;
+pub use store::{LAYERS_ABSENT, LAYERS_PRESENT};
 
 /// `PATH` of every fixture image (the official images' value).
 pub const PATH_ENV: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -78,7 +82,7 @@ static FIXTURES: &[Fixture] = &[
         tag: "1.27-alpine",
         summary: "busybox httpd serving / and /healthz on port 80; StopSignal SIGQUIT like nginx",
         host_files: &[],
-        build: nginx,
+        build: web::nginx,
     },
     Fixture {
         reference: "ghcr.io/myorg/web:v1.4.2",
@@ -86,7 +90,7 @@ static FIXTURES: &[Fixture] = &[
         tag: "v1.4.2",
         summary: "web app on port 80: / answers `web v1.4.2 host=<hostname>`, /healthz, /version",
         host_files: &[],
-        build: web_v142,
+        build: web::web_v142,
     },
     Fixture {
         reference: "ghcr.io/myorg/web:v1.4.3",
@@ -94,7 +98,7 @@ static FIXTURES: &[Fixture] = &[
         tag: "v1.4.3",
         summary: "the same web app, version v1.4.3 (the seed's rollout target)",
         host_files: &[],
-        build: web_v143,
+        build: web::web_v143,
     },
     Fixture {
         reference: "redis:7-alpine",
@@ -113,12 +117,20 @@ static FIXTURES: &[Fixture] = &[
         build: servers::postgres,
     },
     Fixture {
+        reference: "gcr.io/distroless/static-debian12:latest",
+        repository: "distroless/static-debian12",
+        tag: "latest",
+        summary: "no shell: users root, nobody, nonroot (65532), the host's CA bundle, UTC, /tmp",
+        host_files: distroless::DISTROLESS_FILES,
+        build: distroless::distroless_static,
+    },
+    Fixture {
         reference: "drover-fixtures/layers:v1",
         repository: "drover-fixtures/layers",
         tag: "v1",
         summary: "three layers: files, then a whiteout, a directory whiteout and an opaque directory",
         host_files: &[],
-        build: layers,
+        build: store::layers,
     },
     Fixture {
         reference: "drover-fixtures/multiarch:v1",
@@ -126,7 +138,7 @@ static FIXTURES: &[Fixture] = &[
         tag: "v1",
         summary: "an image index with linux/amd64 and linux/arm64 manifests (/etc/drover-arch says which)",
         host_files: &[],
-        build: multiarch,
+        build: store::multiarch,
     },
     Fixture {
         reference: "drover-fixtures/config:v1",
@@ -134,7 +146,7 @@ static FIXTURES: &[Fixture] = &[
         tag: "v1",
         summary: "config with Healthcheck, User, WorkingDir, Env, Entrypoint+Cmd, ExposedPorts, Volumes, Labels",
         host_files: &[],
-        build: config,
+        build: store::config,
     },
 ];
 
@@ -273,248 +285,6 @@ fn busybox() -> Result<Content, BuildError> {
     Ok(Content::Image(Box::new(image(
         config,
         vec![(BASE_HISTORY, base_layer()?)],
-    )?)))
-}
-
-// === nginx ===
-
-const NGINX_ENTRYPOINT: &str = r#"#!/bin/sh
-# drover-fixtures stand-in for nginx's /docker-entrypoint.sh: runs the command it is given.
-set -e
-exec "$@"
-"#;
-
-const NGINX: &str = r#"#!/bin/sh
-# drover-fixtures stand-in for nginx: busybox httpd serving /usr/share/nginx/html on port 80
-# (NGINX_PORT overrides). Like nginx, SIGQUIT (the image's StopSignal), SIGTERM and SIGINT stop
-# it cleanly with exit status 0; requests are logged to stderr.
-case "$1" in
-  -v|-V) echo "nginx version: nginx/1.27.0 (drover stand-in: busybox httpd)" >&2; exit 0 ;;
-  -t) echo "nginx: configuration file test is successful (drover stand-in)" >&2; exit 0 ;;
-esac
-httpd -f -vv -p "${NGINX_PORT:-80}" -h /usr/share/nginx/html &
-pid=$!
-trap 'kill -TERM "$pid" 2>/dev/null; wait "$pid"; exit 0' QUIT TERM INT
-wait "$pid"
-"#;
-
-const NGINX_INDEX: &str = "<!DOCTYPE html>\n<html><head><title>Welcome to nginx!</title></head>\n\
-<body><h1>Welcome to nginx!</h1>\n<p>Drover test stand-in for nginx:1.27-alpine (busybox httpd).</p>\n\
-</body></html>\n";
-
-fn nginx() -> Result<Content, BuildError> {
-    let mut l = LayerBuilder::new();
-    l.file("/docker-entrypoint.sh", 0o755, NGINX_ENTRYPOINT)?;
-    l.file("/usr/sbin/nginx", 0o755, NGINX)?;
-    l.file("/usr/share/nginx/html/index.html", 0o644, NGINX_INDEX)?;
-    l.file("/usr/share/nginx/html/healthz", 0o644, "ok\n")?;
-    l.file(
-        "/usr/share/nginx/html/50x.html",
-        0o644,
-        "<h1>An error occurred.</h1>\n",
-    )?;
-    l.file(
-        "/etc/passwd",
-        0o644,
-        format!("{PASSWD}nginx:x:101:101:nginx:/var/cache/nginx:/sbin/nologin\n"),
-    )?;
-    l.file("/etc/group", 0o644, format!("{GROUP}nginx:x:101:nginx\n"))?;
-    let config = ImageConfig {
-        env: vec![PATH_ENV.into(), "NGINX_VERSION=1.27.0".into()],
-        entrypoint: Some(strings(&["/docker-entrypoint.sh"])),
-        cmd: Some(strings(&["nginx", "-g", "daemon off;"])),
-        exposed_ports: vec!["80/tcp".into()],
-        stop_signal: Some("SIGQUIT".into()),
-        labels: BTreeMap::from([(
-            "maintainer".to_string(),
-            "drover-fixtures (stand-in for NGINX Docker Maintainers)".to_string(),
-        )]),
-        ..Default::default()
-    };
-    Ok(Content::Image(Box::new(image(
-        config,
-        vec![
-            (BASE_HISTORY, base_layer()?),
-            ("drover-fixtures: nginx stand-in (busybox httpd)", l),
-        ],
-    )?)))
-}
-
-// === web ===
-
-const WEB: &str = r#"#!/bin/sh
-# drover-fixtures web app: busybox httpd on port 80 (LISTEN_PORT overrides) serving /var/www:
-# `/` answers "web <version> host=<hostname>", `/healthz` "ok", `/version` the version.
-# SIGTERM, SIGINT and SIGQUIT stop it cleanly with exit status 0.
-httpd -f -vv -p "${LISTEN_PORT:-80}" -h /var/www &
-pid=$!
-trap 'kill -TERM "$pid" 2>/dev/null; wait "$pid"; exit 0' TERM INT QUIT
-wait "$pid"
-"#;
-
-fn web(version: &str) -> Result<Content, BuildError> {
-    let index = format!(
-        "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n'\nprintf 'web {version} host=%s\\n' \"$(hostname)\"\n"
-    );
-    let mut l = LayerBuilder::new();
-    l.file("/usr/local/bin/web", 0o755, WEB)?;
-    l.file("/var/www/cgi-bin/index.cgi", 0o755, index)?;
-    l.file("/var/www/healthz", 0o644, "ok\n")?;
-    l.file("/var/www/version", 0o644, format!("{version}\n"))?;
-    let config = ImageConfig {
-        env: vec![PATH_ENV.into(), format!("APP_VERSION={version}")],
-        entrypoint: Some(strings(&["/usr/local/bin/web"])),
-        exposed_ports: vec!["80/tcp".into()],
-        labels: BTreeMap::from([
-            (
-                "org.opencontainers.image.version".to_string(),
-                version.to_string(),
-            ),
-            (
-                "org.opencontainers.image.title".to_string(),
-                "web".to_string(),
-            ),
-        ]),
-        ..Default::default()
-    };
-    Ok(Content::Image(Box::new(image(
-        config,
-        vec![
-            (BASE_HISTORY, base_layer()?),
-            ("drover-fixtures: web app", l),
-        ],
-    )?)))
-}
-
-fn web_v142() -> Result<Content, BuildError> {
-    web("v1.4.2")
-}
-
-fn web_v143() -> Result<Content, BuildError> {
-    web("v1.4.3")
-}
-
-// === image-store fixtures ===
-
-/// Paths (and contents) the unpacked `drover-fixtures/layers:v1` must have.
-pub const LAYERS_PRESENT: &[(&str, &str)] = &[
-    ("/data/keep.txt", "kept from layer 2\n"),
-    ("/data/cache/fresh", "added by layer 3\n"),
-    ("/etc/motd", "layer 3\n"),
-    ("/data/dir-gone/.keep-parent", ""),
-];
-
-/// Paths the unpacked `drover-fixtures/layers:v1` must not have (deleted by whiteouts or
-/// hidden by the opaque directory). `/data/dir-gone/.keep-parent` is not in this list: layer 3
-/// deletes the directory and re-creates it with that one file.
-pub const LAYERS_ABSENT: &[&str] = &[
-    "/data/remove-me.txt",
-    "/data/cache/old-a",
-    "/data/cache/sub/old-b",
-    "/data/dir-gone/inner.txt",
-    "/etc/issue",
-];
-
-fn layers() -> Result<Content, BuildError> {
-    let mut l2 = LayerBuilder::new();
-    l2.file("/data/keep.txt", 0o644, "kept from layer 2\n")?;
-    l2.file("/data/remove-me.txt", 0o644, "deleted by layer 3\n")?;
-    l2.file("/data/cache/old-a", 0o644, "hidden by the opaque dir\n")?;
-    l2.file("/data/cache/sub/old-b", 0o644, "hidden by the opaque dir\n")?;
-    l2.file(
-        "/data/dir-gone/inner.txt",
-        0o644,
-        "whole directory deleted\n",
-    )?;
-    l2.file("/etc/motd", 0o644, "layer 2\n")?;
-    l2.file("/etc/issue", 0o644, "deleted by layer 3\n")?;
-    let mut l3 = LayerBuilder::new();
-    l3.whiteout("/data/remove-me.txt")?;
-    l3.whiteout("/etc/issue")?;
-    l3.opaque("/data/cache")?;
-    l3.file("/data/cache/fresh", 0o644, "added by layer 3\n")?;
-    l3.file("/etc/motd", 0o644, "layer 3\n")?;
-    l3.whiteout("/data/dir-gone")?;
-    let mut l4 = LayerBuilder::new();
-    l4.file("/data/dir-gone/.keep-parent", 0o644, "")?;
-    let config = ImageConfig {
-        env: vec![PATH_ENV.into()],
-        cmd: Some(strings(&["sh"])),
-        ..Default::default()
-    };
-    Ok(Content::Image(Box::new(image(
-        config,
-        vec![
-            (BASE_HISTORY, base_layer()?),
-            ("drover-fixtures: files", l2),
-            ("drover-fixtures: whiteouts and an opaque directory", l3),
-            ("drover-fixtures: re-create a deleted directory", l4),
-        ],
-    )?)))
-}
-
-fn multiarch() -> Result<Content, BuildError> {
-    let arch_image = |arch: &str, base: bool| -> Result<Image, BuildError> {
-        let mut marker = LayerBuilder::new();
-        marker.file("/etc/drover-arch", 0o644, format!("{arch}\n"))?;
-        let mut layers = Vec::new();
-        // Only the host architecture gets a runnable busybox; the other manifest carries just
-        // its marker file (there is no foreign busybox here).
-        if base {
-            layers.push((BASE_HISTORY, base_layer()?));
-        }
-        layers.push(("drover-fixtures: architecture marker", marker));
-        let config = ImageConfig {
-            env: vec![PATH_ENV.into()],
-            cmd: Some(strings(&["cat", "/etc/drover-arch"])),
-            ..Default::default()
-        };
-        let mut img = image(config, layers)?;
-        img.platform = Platform::linux(arch);
-        Ok(img)
-    };
-    let host = Platform::host().architecture;
-    Ok(Content::Index(vec![
-        arch_image("amd64", host == "amd64")?,
-        arch_image("arm64", host == "arm64")?,
-    ]))
-}
-
-fn config() -> Result<Content, BuildError> {
-    let mut l = LayerBuilder::new();
-    l.dir("/srv/app", 0o755)?.owner("/srv/app", 33, 33)?;
-    l.file(
-        "/srv/app/hello.txt",
-        0o644,
-        "hello from the config fixture\n",
-    )?;
-    let second = 1_000_000_000;
-    let config = ImageConfig {
-        user: Some("www-data".into()),
-        env: vec![PATH_ENV.into(), "GREETING=hello".into(), "EMPTY=".into()],
-        entrypoint: Some(strings(&["/bin/sh", "-c"])),
-        cmd: Some(strings(&[
-            "echo \"$GREETING from $(pwd) as $(id -un) groups $(id -G)\"",
-        ])),
-        working_dir: Some("/srv/app".into()),
-        exposed_ports: vec!["8080/tcp".into(), "53/udp".into()],
-        volumes: vec!["/data".into()],
-        stop_signal: Some("SIGUSR1".into()),
-        labels: BTreeMap::from([("org.drover.fixture".to_string(), "config".to_string())]),
-        healthcheck: Some(Healthcheck {
-            test: strings(&["CMD-SHELL", "test -f /srv/app/hello.txt || exit 1"]),
-            interval_ns: 5 * second,
-            timeout_ns: 3 * second,
-            start_period_ns: second,
-            retries: 3,
-        }),
-    };
-    Ok(Content::Image(Box::new(image(
-        config,
-        vec![
-            (BASE_HISTORY, base_layer()?),
-            ("drover-fixtures: /srv/app owned by www-data", l),
-        ],
     )?)))
 }
 

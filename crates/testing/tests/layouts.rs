@@ -318,3 +318,32 @@ fn writing_into_a_non_empty_directory_is_refused_with_the_path() {
         "{err}"
     );
 }
+
+#[test]
+fn the_distroless_stand_in_has_no_shell_but_users_certificates_and_tmp() {
+    let f = fixtures::find("gcr.io/distroless/static-debian12").unwrap();
+    if require_peers("the_distroless_stand_in", f.host_files, false).is_err() {
+        return;
+    }
+    let (tmp, f) = built(f.reference);
+    let root = tmp.path().join("root");
+    unpack::unpack(&tmp.path().join("l"), f.tag, &root).unwrap();
+    assert!(!root.join("bin/sh").exists() && !root.join("bin").exists());
+    let passwd = std::fs::read_to_string(root.join("etc/passwd")).unwrap();
+    assert!(passwd.contains("\nnonroot:x:65532:65532:"), "{passwd}");
+    let bundle = std::fs::read_to_string(root.join("etc/ssl/certs/ca-certificates.crt")).unwrap();
+    assert!(bundle.contains("BEGIN CERTIFICATE"));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(root.join("tmp"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o7777, 0o1777);
+    let config = unpack::config_for(
+        &tmp.path().join("l"),
+        f.tag,
+        &drover_testing::layout::Platform::host(),
+    )
+    .unwrap();
+    assert!(config["config"]["Entrypoint"].is_null() && config["config"]["Cmd"].is_null());
+}

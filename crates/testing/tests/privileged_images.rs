@@ -323,3 +323,45 @@ fn the_config_fixture_runs_its_entrypoint_and_cmd_in_its_working_dir_with_its_en
     // Run as root here (the chroot ignores User), so the line names root.
     assert_eq!(proc.log(), "hello from /srv/app as root groups 0\n");
 }
+
+#[test]
+fn a_static_binary_copied_into_distroless_runs_there_and_no_shell_does() {
+    if require_peers(
+        "a_static_binary_copied_into_distroless",
+        &peers_for("gcr.io/distroless/static-debian12"),
+        true,
+    )
+    .is_err()
+    {
+        return;
+    }
+    // What the seed's Go Dockerfile does: COPY --from=builder /out/server /server; here the
+    // static binary is busybox (run as root: the chroot ignores the image's User).
+    let image = unpacked("gcr.io/distroless/static-debian12");
+    let busybox = drover_testing::rootfs::host_busybox().unwrap();
+    std::fs::copy(&busybox, image.root.join("busybox")).unwrap();
+    let ns = NetNs::create("distroless").unwrap();
+    let mut spec = RunSpec::from_config(&image.config);
+    spec.argv = vec!["/busybox".into(), "cat".into(), "/etc/passwd".into()];
+    let mut proc = image.spawn(&ns, &spec);
+    let status = proc
+        .wait_timeout(Duration::from_secs(20))
+        .expect("/busybox should exit");
+    assert!(status.success(), "{}", proc.log());
+    assert!(
+        proc.log().contains("nonroot:x:65532:65532:"),
+        "{}",
+        proc.log()
+    );
+    // Negative control: there is no /bin/sh to run.
+    spec.argv = vec!["/bin/sh".into(), "-c".into(), "true".into()];
+    let mut proc = image.spawn(&ns, &spec);
+    let status = proc
+        .wait_timeout(Duration::from_secs(20))
+        .expect("should fail fast");
+    assert!(
+        !status.success(),
+        "a shell ran in distroless: {}",
+        proc.log()
+    );
+}
