@@ -52,7 +52,36 @@ pub struct Registry {
     options: RegistryOptions,
     dir: TempDir,
     // Declared last: dropped after the process is gone.
-    netns: Option<NetNs>,
+    place: Place,
+}
+
+/// Where the registry runs.
+#[derive(Debug)]
+enum Place {
+    /// In a namespace the registry made (deleted on drop).
+    Own(NetNs),
+    /// In a namespace the test made (left alone on drop).
+    Joined(String),
+    /// In the host's namespace.
+    Host,
+}
+
+impl Place {
+    fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        match self {
+            Place::Own(ns) => ns.command(program),
+            Place::Joined(name) => {
+                let mut cmd = Command::new("ip");
+                cmd.args(["netns", "exec", name]).arg(program);
+                cmd
+            }
+            Place::Host => Command::new(program),
+        }
+    }
+
+    fn in_netns(&self) -> bool {
+        !matches!(self, Place::Host)
+    }
 }
 
 /// How a client such as skopeo reaches a registry: its CA and credentials.
@@ -113,7 +142,29 @@ impl Registry {
     /// [`Registry::start`] with basic auth and/or TLS.
     pub fn start_with(options: RegistryOptions) -> Result<Self, HarnessError> {
         let netns = NetNs::create("reg")?;
-        Self::spawn(Some(netns), NETNS_PORT, options)
+        Self::spawn(
+            Place::Own(netns),
+            format!("127.0.0.1:{NETNS_PORT}"),
+            options,
+        )
+    }
+
+    /// Starts a registry inside network namespace `netns`, which the caller made and keeps
+    /// (it is not deleted on drop), listening on `addr` there: `127.0.0.1:PORT`, or an address
+    /// of one of the namespace's interfaces so that other namespaces reach it. With
+    /// `token_auth`, the realm listens on the same IP, port + 1.
+    pub fn start_in_netns(
+        netns: &str,
+        addr: std::net::SocketAddrV4,
+        options: RegistryOptions,
+    ) -> Result<Self, HarnessError> {
+        if !NetNs::exists(netns) {
+            return Err(HarnessError::Command {
+                command: format!("ip netns exec {netns}"),
+                detail: format!("no network namespace named {netns:?} (ip netns list)"),
+            });
+        }
+        Self::spawn(Place::Joined(netns.to_string()), addr.to_string(), options)
     }
 
     /// Starts a registry on the host's `127.0.0.1` on a free port, for tests that are fine
@@ -124,14 +175,10 @@ impl Registry {
 
     /// [`Registry::start_on_host_loopback`] with basic auth and/or TLS.
     pub fn start_on_host_loopback_with(options: RegistryOptions) -> Result<Self, HarnessError> {
-        Self::spawn(None, free_port()?, options)
+        Self::spawn(Place::Host, format!("127.0.0.1:{}", free_port()?), options)
     }
 
-    fn spawn(
-        netns: Option<NetNs>,
-        port: u16,
-        options: RegistryOptions,
-    ) -> Result<Self, HarnessError> {
+    fn spawn(place: Place, addr: String, options: RegistryOptions) -> Result<Self, HarnessError> {
         if !have_program("docker-registry") {
             return Err(HarnessError::MissingPeer {
                 program: "docker-registry".into(),
@@ -142,13 +189,9 @@ impl Registry {
             .prefix("drover-test-registry-")
             .tempdir()
             .map_err(io("create the registry's temp dir"))?;
-        let addr = format!("127.0.0.1:{port}");
-        let (config, token) = write_config(dir.path(), &addr, netns.is_some(), &options)?;
+        let (config, token) = write_config(dir.path(), &addr, place.in_netns(), &options)?;
         let log = dir.path().join("registry.log");
-        let mut cmd = match &netns {
-            Some(ns) => ns.command("docker-registry"),
-            None => Command::new("docker-registry"),
-        };
+        let mut cmd = place.command("docker-registry");
         cmd.arg("serve").arg(&config);
         let child = start(cmd, Some(&log))?;
         let mut registry = Self {
@@ -157,7 +200,7 @@ impl Registry {
             addr,
             options,
             dir,
-            netns,
+            place,
         };
         if let Some((files, realm_addr)) = token {
             let mut cmd = registry.command("busybox");
@@ -215,10 +258,10 @@ impl Registry {
 
     fn answers_http(&self, addr: &str) -> bool {
         let url = format!("http://{addr}/v2/");
-        match &self.netns {
+        match &self.place {
             // Not `wget -T`: Debian's busybox 1.35 wget crashes with it; coreutils' timeout
             // bounds the probe instead.
-            Some(ns) => ns
+            Place::Own(_) | Place::Joined(_) => self
                 .command("timeout")
                 .args(["5", "busybox", "wget", "-q", "-O", "/dev/null", &url])
                 .stdout(Stdio::null())
@@ -227,7 +270,7 @@ impl Registry {
                     o.status.success()
                         || String::from_utf8_lossy(&o.stderr).contains("server returned error")
                 }),
-            None => http_get_status(addr, "/v2/").is_some(),
+            Place::Host => http_get_status(addr, "/v2/").is_some(),
         }
     }
 
@@ -243,16 +286,25 @@ impl Registry {
 
     /// The network namespace the registry runs in (`None` for the host-loopback variant).
     pub fn netns(&self) -> Option<&NetNs> {
-        self.netns.as_ref()
+        match &self.place {
+            Place::Own(ns) => Some(ns),
+            _ => None,
+        }
+    }
+
+    /// The name of the network namespace the registry runs in (its own or the caller's).
+    pub fn netns_name(&self) -> Option<&str> {
+        match &self.place {
+            Place::Own(ns) => Some(ns.name()),
+            Place::Joined(name) => Some(name),
+            Place::Host => None,
+        }
     }
 
     /// A command that runs `program` where the registry is reachable: inside its network
     /// namespace, or plainly on the host for [`Registry::start_on_host_loopback`].
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
-        match &self.netns {
-            Some(ns) => ns.command(program),
-            None => Command::new(program),
-        }
+        self.place.command(program)
     }
 
     /// The registry's log so far (stdout and stderr).
@@ -332,7 +384,7 @@ impl Drop for Registry {
         // `ip netns exec` replaced itself with docker-registry, so this PID is the registry.
         let _ = self.child.kill();
         let _ = self.child.wait();
-        // Then `netns` (deleted) and `dir` (removed) drop.
+        // Then `dir` (removed) and `place` (an own namespace is deleted) drop.
     }
 }
 
@@ -385,11 +437,7 @@ fn write_config(
     let mut yaml = config_yaml(addr, &storage);
     let mut token = None;
     if options.token_auth {
-        let realm_addr = if in_netns {
-            format!("127.0.0.1:{NETNS_TOKEN_PORT}")
-        } else {
-            format!("127.0.0.1:{}", free_port()?)
-        };
+        let realm_addr = realm_addr(addr, in_netns)?;
         let mut repos: Vec<String> = fixtures::all()
             .iter()
             .map(|f| f.repository.to_string())
@@ -439,6 +487,18 @@ fn start(mut cmd: Command, log: Option<&Path>) -> Result<Child, HarnessError> {
     cmd.spawn().map_err(|e| HarnessError::Command {
         command: command_line(&cmd),
         detail: e.to_string(),
+    })
+}
+
+/// Where the token realm listens: 127.0.0.1:5001 next to a registry on 127.0.0.1:5000 in its
+/// own namespace, the same IP and port + 1 in a caller's namespace, a free port on the host.
+fn realm_addr(registry: &str, in_netns: bool) -> Result<String, HarnessError> {
+    let (ip, port) = registry.rsplit_once(':').unwrap_or((registry, "0"));
+    let port: u16 = port.parse().unwrap_or(0);
+    Ok(match (in_netns, port) {
+        (true, NETNS_PORT) if ip == "127.0.0.1" => format!("127.0.0.1:{NETNS_TOKEN_PORT}"),
+        (true, p) => format!("{ip}:{}", p.wrapping_add(1)),
+        (false, _) => format!("127.0.0.1:{}", free_port()?),
     })
 }
 

@@ -409,3 +409,65 @@ fn a_token_realm_with_credentials_refuses_anonymous_and_wrong_ones() {
     );
     assert!(!wrong.status.success(), "a wrong password got a token");
 }
+
+#[test]
+fn a_registry_joins_a_namespace_the_test_owns_and_leaves_it_on_drop() {
+    let mut peers = PEERS.to_vec();
+    peers.extend_from_slice(fixtures::find("postgres:16-alpine").unwrap().host_files);
+    if require_peers("a_registry_joins_a_namespace", &peers, true).is_err() {
+        return;
+    }
+    // A test-made namespace with an interface address, as a node or bridge namespace would be.
+    let ns = NetNs::create("join").unwrap();
+    // On `lo`: this kernel has no dummy interfaces; the address is what matters.
+    let st = std::process::Command::new("ip")
+        .args(["-n", ns.name(), "addr", "add", "10.99.0.1/32", "dev", "lo"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let registry = Registry::start_in_netns(
+        ns.name(),
+        "10.99.0.1:5000".parse().unwrap(),
+        RegistryOptions {
+            token_auth: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(registry.netns().is_none());
+    assert_eq!(registry.netns_name(), Some(ns.name()));
+    assert_eq!(
+        registry.token_realm().unwrap(),
+        "http://10.99.0.1:5001/auth/token"
+    );
+    let pushed = registry.push_fixture("postgres", "16-alpine").unwrap();
+    assert_eq!(
+        pushed.reference,
+        "10.99.0.1:5000/library/postgres:16-alpine"
+    );
+    let out = inspect(&registry, &pushed.reference, true);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(digest_of(&out.stdout), pushed.digest);
+    let pid = registry.pid();
+    drop(registry);
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"));
+    assert!(status.is_err() || status.unwrap().contains("State:\tZ"));
+    assert!(
+        NetNs::exists(ns.name()),
+        "the caller's namespace was deleted"
+    );
+}
+
+#[test]
+fn joining_a_namespace_that_does_not_exist_names_it() {
+    if require_peers("joining_a_namespace_that_does_not_exist", PEERS, true).is_err() {
+        return;
+    }
+    let err = Registry::start_in_netns(
+        "drover-test-no-such-ns",
+        "127.0.0.1:5000".parse().unwrap(),
+        RegistryOptions::default(),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("drover-test-no-such-ns"), "{err}");
+}
