@@ -4,10 +4,14 @@
 //!
 //! ```text
 //!     ld  [arch]            ; seccomp_data.arch
-//!     jeq NATIVE, 0, bad    ; another ABI (i386, x32's arch is x86_64's): the bad-arch action
+//!     jeq NATIVE, native    ; x86_64 (or aarch64)
+//!     jeq I386, i386        ; only when the profile lists SCMP_ARCH_X86
+//!     ret KILL_PROCESS      ; any other ABI: the bad-arch action
+//!   native:
 //!     ld  [nr]
 //!     jge 0x40000000, bad   ; x86_64 only: the x32 ABI bit
 //!     <binary search over the listed syscall numbers (jge splits, jeq leaves)>
+//!   i386: the same with the i386 numbers
 //!   body(nr):               ; the syscall's rules, first match wins
 //!     <arg checks of rule 1> → ret action1, else rule 2 … else ret default
 //!   default: ret DEFAULT
@@ -25,7 +29,8 @@ use oci_spec::runtime::{
 };
 
 use super::bpf::{Asm, Insn, JMP_JEQ_K, JMP_JGE_K, JMP_JGT_K, Label, MAX_INSNS};
-use super::{Program, SeccompError, syscalls};
+use super::syscalls::{self, Abi};
+use super::{Program, SeccompError};
 
 /// The kernel's `AUDIT_ARCH_*` of the architecture this binary runs on.
 #[cfg(target_arch = "x86_64")]
@@ -39,6 +44,9 @@ pub const NATIVE_AUDIT_ARCH: u32 = 0xc000_00b7;
 const NATIVE_ARCH: Arch = Arch::ScmpArchX86_64;
 #[cfg(target_arch = "aarch64")]
 const NATIVE_ARCH: Arch = Arch::ScmpArchAarch64;
+
+/// `AUDIT_ARCH_I386`: i386 programs on an x86_64 kernel.
+pub const I386_AUDIT_ARCH: u32 = 0x4000_0003;
 
 /// Syscall numbers with this bit set are x32 ABI calls (`__X32_SYSCALL_BIT`).
 pub const X32_SYSCALL_BIT: u32 = 0x4000_0000;
@@ -67,6 +75,13 @@ struct Cond {
     value_two: u64,
 }
 
+/// The rules of one ABI, by syscall number.
+struct AbiRules {
+    abi: Abi,
+    audit_arch: u32,
+    by_nr: BTreeMap<u32, Vec<Rule>>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Rule {
     conds: Vec<Cond>,
@@ -93,50 +108,63 @@ pub fn compile(spec: &LinuxSeccomp) -> Result<Program, SeccompError> {
             LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => 4,
         };
     }
+    let with_i386 = cfg!(target_arch = "x86_64")
+        && spec
+            .architectures()
+            .iter()
+            .flatten()
+            .any(|a| *a == Arch::ScmpArchX86);
     let mut notes = Vec::new();
     for a in spec.architectures().iter().flatten() {
-        if *a != NATIVE_ARCH && *a != Arch::ScmpArchNative {
+        let compiled = *a == NATIVE_ARCH
+            || *a == Arch::ScmpArchNative
+            || (with_i386 && *a == Arch::ScmpArchX86);
+        if !compiled {
             notes.push(format!(
                 "architecture {a} is not compiled: its syscalls get the bad-arch action (kill)"
             ));
         }
     }
-    let mut by_nr: BTreeMap<u32, Vec<Rule>> = BTreeMap::new();
+    let mut abis = vec![AbiRules {
+        abi: Abi::Native,
+        audit_arch: NATIVE_AUDIT_ARCH,
+        by_nr: BTreeMap::new(),
+    }];
+    if with_i386 {
+        abis.push(AbiRules {
+            abi: Abi::I386,
+            audit_arch: I386_AUDIT_ARCH,
+            by_nr: BTreeMap::new(),
+        });
+    }
     let mut unknown: Vec<String> = Vec::new();
     for (i, sc) in spec.syscalls().iter().flatten().enumerate() {
         let ret = action(sc.action(), sc.errno_ret(), &format!("syscalls[{i}]"))?;
-        let mut conds = Vec::new();
-        for a in sc.args().iter().flatten() {
-            if a.index() > 5 {
-                return Err(SeccompError::BadArg {
-                    rule: i,
-                    reason: format!("argument index {} is above 5", a.index()),
-                });
-            }
-            conds.push(Cond {
-                index: a.index() as u32,
-                op: a.op(),
-                value: a.value(),
-                value_two: a.value_two().unwrap_or(0),
-            });
-        }
+        let conds = conditions(i, sc.args().as_deref().unwrap_or_default())?;
         for name in sc.names() {
-            match syscalls::number(name) {
-                Some(nr) => by_nr.entry(nr).or_default().push(Rule {
-                    conds: conds.clone(),
-                    ret,
-                }),
-                None => {
-                    if !unknown.contains(name) {
-                        unknown.push(name.clone());
-                    }
+            let mut known = false;
+            for a in &mut abis {
+                if let Some(nr) = syscalls::number_in(a.abi, name) {
+                    known = true;
+                    let rules = a.by_nr.entry(nr).or_default();
+                    rules.push(Rule {
+                        conds: conds.clone(),
+                        ret,
+                    });
                 }
+            }
+            if !known && !unknown.contains(name) {
+                unknown.push(name.clone());
             }
         }
     }
     // A syscall whose first rule unconditionally gives the default needs no entry.
-    by_nr.retain(|_, rules| !(rules[0].conds.is_empty() && rules[0].ret == default));
-    let insns = emit(&by_nr, default);
+    for a in &mut abis {
+        a.by_nr.retain(|_, rules: &mut Vec<Rule>| {
+            !(rules[0].conds.is_empty() && rules[0].ret == default)
+        });
+    }
+    let insns = emit(&abis, default);
     if insns.len() > MAX_INSNS {
         return Err(SeccompError::TooLong { len: insns.len() });
     }
@@ -146,6 +174,29 @@ pub fn compile(spec: &LinuxSeccomp) -> Result<Program, SeccompError> {
         unknown_names: unknown,
         notes,
     })
+}
+
+/// The argument conditions of rule `i`, checked.
+fn conditions(
+    i: usize,
+    args: &[oci_spec::runtime::LinuxSeccompArg],
+) -> Result<Vec<Cond>, SeccompError> {
+    args.iter()
+        .map(|a| {
+            if a.index() > 5 {
+                return Err(SeccompError::BadArg {
+                    rule: i,
+                    reason: format!("argument index {} is above 5", a.index()),
+                });
+            }
+            Ok(Cond {
+                index: a.index() as u32,
+                op: a.op(),
+                value: a.value(),
+                value_two: a.value_two().unwrap_or(0),
+            })
+        })
+        .collect()
 }
 
 /// The `SECCOMP_RET_*` value of an OCI action.
@@ -191,10 +242,37 @@ enum Target {
     Ret(u32),
 }
 
-fn emit(by_nr: &BTreeMap<u32, Vec<Rule>>, default: u32) -> Vec<Insn> {
+fn emit(abis: &[AbiRules], default: u32) -> Vec<Insn> {
     let mut asm = Asm::default();
     let bad = asm.ret(BAD_ARCH_ACTION);
     let dflt = asm.ret(default);
+    let starts: Vec<(u32, Label)> = abis
+        .iter()
+        .rev()
+        .map(|a| {
+            let x32_check = cfg!(target_arch = "x86_64") && a.abi == Abi::Native;
+            let start = emit_abi(&mut asm, &a.by_nr, default, dflt, bad, x32_check);
+            (a.audit_arch, start)
+        })
+        .collect();
+    // starts is in reverse ABI order: fold so the native ABI is checked first.
+    starts.iter().fold(bad, |next, &(audit, start)| {
+        asm.jump(JMP_JEQ_K, audit, start, next)
+    });
+    asm.load(4);
+    asm.finish()
+}
+
+/// One ABI's part: load the number, (x86_64) refuse the x32 bit, search, rule bodies. Returns
+/// the label of its first instruction.
+fn emit_abi(
+    asm: &mut Asm,
+    by_nr: &BTreeMap<u32, Vec<Rule>>,
+    default: u32,
+    dflt: Label,
+    bad: Label,
+    x32_check: bool,
+) -> Label {
     let mut entries: Vec<(u32, Target)> = Vec::with_capacity(by_nr.len());
     for (&nr, rules) in by_nr.iter().rev() {
         if rules[0].conds.is_empty() {
@@ -208,19 +286,16 @@ fn emit(by_nr: &BTreeMap<u32, Vec<Rule>>, default: u32) -> Vec<Insn> {
                 .conds
                 .iter()
                 .rev()
-                .fold(pass, |pass, c| emit_cond(&mut asm, c, pass, next));
+                .fold(pass, |pass, c| emit_cond(asm, c, pass, next));
         }
         entries.push((nr, Target::Body(next)));
     }
     entries.reverse();
-    let tree = emit_tree(&mut asm, &entries, default);
-    if cfg!(target_arch = "x86_64") {
+    let tree = emit_tree(asm, &entries, default);
+    if x32_check {
         asm.jump(JMP_JGE_K, X32_SYSCALL_BIT, bad, tree);
     }
-    let load_nr = asm.load(0);
-    asm.jump(JMP_JEQ_K, NATIVE_AUDIT_ARCH, load_nr, bad);
-    asm.load(4);
-    asm.finish()
+    asm.load(0)
 }
 
 /// A binary search on the syscall number in A. Each leaf checks a few numbers one by one and

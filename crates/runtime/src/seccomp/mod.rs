@@ -11,8 +11,9 @@
 //!   from a syscall of another architecture and is skipped too.
 //! * Rules for one syscall are tried in profile order; the first whose conditions all hold
 //!   decides.
-//! * Only the native architecture is compiled. A syscall made through another ABI (i386 via
-//!   `int 0x80`, x32) is killed, like libseccomp's default bad-arch action.
+//! * The native architecture is compiled, plus i386 on x86_64 when the profile lists
+//!   `SCMP_ARCH_X86`. A syscall made through another ABI (x32, or i386 when not listed) is
+//!   killed, like libseccomp's default bad-arch action.
 
 mod bpf;
 mod compile;
@@ -20,9 +21,11 @@ mod profile;
 mod syscalls;
 
 pub use bpf::Insn;
-pub use compile::{BAD_ARCH_ACTION, NATIVE_AUDIT_ARCH, X32_SYSCALL_BIT, compile};
+pub use compile::{BAD_ARCH_ACTION, I386_AUDIT_ARCH, NATIVE_AUDIT_ARCH, X32_SYSCALL_BIT, compile};
 pub use profile::{DEFAULT_CAPABILITIES, default_profile};
-pub use syscalls::{name as syscall_name, number as syscall_number};
+pub use syscalls::{
+    Abi, name as syscall_name, number as syscall_number, number_in as syscall_number_in,
+};
 
 use crate::sys::ChildError;
 

@@ -59,16 +59,26 @@ fn ret_of(a: LinuxSeccompAction, errno: Option<u32>) -> u32 {
 }
 
 fn reference(s: &LinuxSeccomp, d: &SeccompData) -> u32 {
-    if d.arch != NATIVE_AUDIT_ARCH
-        || (cfg!(target_arch = "x86_64") && d.nr as u32 >= X32_SYSCALL_BIT)
-    {
+    let lists_x86 = s
+        .architectures()
+        .iter()
+        .flatten()
+        .any(|a| *a == oci_spec::runtime::Arch::ScmpArchX86);
+    let abi = if d.arch == NATIVE_AUDIT_ARCH {
+        if cfg!(target_arch = "x86_64") && d.nr as u32 >= X32_SYSCALL_BIT {
+            return KILL_PROCESS;
+        }
+        Abi::Native
+    } else if d.arch == I386_AUDIT_ARCH && lists_x86 && cfg!(target_arch = "x86_64") {
+        Abi::I386
+    } else {
         return KILL_PROCESS;
-    }
+    };
     for sc in s.syscalls().iter().flatten() {
         let listed = sc
             .names()
             .iter()
-            .any(|n| syscall_number(n) == Some(d.nr as u32));
+            .any(|n| syscall_number_in(abi, n) == Some(d.nr as u32));
         let holds = sc.args().iter().flatten().all(|a| {
             op_holds(
                 a.op(),
@@ -108,8 +118,8 @@ fn probe_values(s: &LinuxSeccomp) -> Vec<u64> {
     v
 }
 
-/// Compares `prog` with the reference on every syscall number 0..512 (no args) and on every
-/// listed syscall with the probe values in each argument. Returns the first disagreement.
+/// Compares `prog` with the reference on every syscall number 0..512 (no args) of the native,
+/// i386 and ARM ABIs, and on every listed syscall with the probe values in each argument. Returns the first disagreement.
 fn check_against_reference(s: &LinuxSeccomp, prog: &[Insn]) -> Result<usize, String> {
     let mut n = 0;
     let mut probe = |d: SeccompData| {
@@ -119,17 +129,19 @@ fn check_against_reference(s: &LinuxSeccomp, prog: &[Insn]) -> Result<usize, Str
             Ok(())
         } else {
             Err(format!(
-                "nr {} args {:x?}: program {got:#x}, rules {want:#x}",
-                d.nr, d.args
+                "arch {:#x} nr {} args {:x?}: program {got:#x}, rules {want:#x}",
+                d.arch, d.nr, d.args
             ))
         }
     };
-    for nr in 0..512 {
-        probe(SeccompData {
-            nr,
-            arch: NATIVE_AUDIT_ARCH,
-            ..Default::default()
-        })?;
+    for arch in [NATIVE_AUDIT_ARCH, I386_AUDIT_ARCH, 0x4000_0028] {
+        for nr in 0..512 {
+            probe(SeccompData {
+                nr,
+                arch,
+                ..Default::default()
+            })?;
+        }
     }
     let values = probe_values(s);
     for sc in s
@@ -139,23 +151,29 @@ fn check_against_reference(s: &LinuxSeccomp, prog: &[Insn]) -> Result<usize, Str
         .filter(|sc| sc.args().is_some())
     {
         for name in sc.names() {
-            let Some(nr) = syscall_number(name) else {
-                continue;
-            };
-            for i in 0..6 {
-                for &v in &values {
-                    let mut args = [0u64; 6];
-                    args[i] = v;
-                    // Also set the other arguments the rules look at, to reach AND-ed conditions.
-                    for a in sc.args().iter().flatten().filter(|a| a.index() != i) {
-                        args[a.index()] = a.value();
+            let targets = [
+                (Abi::Native, NATIVE_AUDIT_ARCH),
+                (Abi::I386, I386_AUDIT_ARCH),
+            ];
+            for (abi, arch) in targets {
+                let Some(nr) = syscall_number_in(abi, name) else {
+                    continue;
+                };
+                for i in 0..6 {
+                    for &v in &values {
+                        let mut args = [0u64; 6];
+                        args[i] = v;
+                        // Also set the other arguments the rules look at, to reach AND-ed conditions.
+                        for a in sc.args().iter().flatten().filter(|a| a.index() != i) {
+                            args[a.index()] = a.value();
+                        }
+                        probe(SeccompData {
+                            nr: nr as i32,
+                            arch,
+                            args,
+                            ..Default::default()
+                        })?;
                     }
-                    probe(SeccompData {
-                        nr: nr as i32,
-                        arch: NATIVE_AUDIT_ARCH,
-                        args,
-                        ..Default::default()
-                    })?;
                 }
             }
         }
@@ -210,6 +228,54 @@ fn foreign_architectures_and_the_x32_abi_are_killed() {
     }
     assert_eq!(run(p.instructions(), &call("mount", [0; 6])), ERRNO | 1);
     assert_eq!(run(p.instructions(), &call("getpid", [0; 6])), ALLOW);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn i386_calls_get_the_profiles_rules_with_i386_numbers_when_x86_is_listed() {
+    let p = compile(&default_profile(&caps(DEFAULT_CAPABILITIES))).unwrap();
+    let i386 = |nr: i32, args: [u64; 6]| {
+        let d = SeccompData {
+            nr,
+            arch: I386_AUDIT_ARCH,
+            args,
+            ..Default::default()
+        };
+        run(p.instructions(), &d)
+    };
+    assert_eq!(i386(20, [0; 6]), ALLOW, "getpid");
+    assert_eq!(
+        i386(140, [0; 6]),
+        ALLOW,
+        "_llseek: i386-only, in the allow list"
+    );
+    assert_eq!(i386(357, [0; 6]), ERRNO | 1, "bpf without CAP_SYS_ADMIN");
+    assert_eq!(
+        i386(443, [0; 6]),
+        ERRNO | 38,
+        "quotactl_fd is not in the profile"
+    );
+    assert_eq!(
+        i386(359, [16, 3, 9, 0, 0, 0]),
+        ERRNO | 22,
+        "socket(AF_NETLINK, …, NETLINK_AUDIT)"
+    );
+    assert!(
+        !p.unknown_names().iter().any(|n| n == "_llseek"),
+        "{:?}",
+        p.unknown_names()
+    );
+    // Without SCMP_ARCH_X86 in the profile, i386 calls are a foreign ABI.
+    let mut native_only = default_profile(&caps(DEFAULT_CAPABILITIES));
+    native_only.set_architectures(Some(vec![oci_spec::runtime::Arch::ScmpArchX86_64]));
+    let q = compile(&native_only).unwrap();
+    let d = SeccompData {
+        nr: 20,
+        arch: I386_AUDIT_ARCH,
+        ..Default::default()
+    };
+    assert_eq!(run(q.instructions(), &d), KILL_PROCESS);
+    check_against_reference(&native_only, q.instructions()).unwrap();
 }
 
 #[test]
@@ -344,8 +410,8 @@ fn unknown_names_are_skipped_and_reported_and_unsupported_features_are_errors() 
     let p = compile(&default_profile(&caps(DEFAULT_CAPABILITIES))).unwrap();
     if cfg!(target_arch = "x86_64") {
         assert!(
-            p.notes().iter().any(|n| n.contains("SCMP_ARCH_X86 ")),
-            "{:?}",
+            !p.notes().iter().any(|n| n.contains("SCMP_ARCH_X86 ")),
+            "i386 is compiled: {:?}",
             p.notes()
         );
         assert!(
