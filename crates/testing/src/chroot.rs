@@ -28,12 +28,14 @@ pub struct RunSpec {
     pub cwd: String,
     /// Hostname in the UTS namespace.
     pub hostname: String,
+    /// The image's `User` (`name`, `uid`, `name:group`, `uid:gid`), resolved against the
+    /// root's `/etc/passwd` and `/etc/group` at start; `None` runs as root.
+    pub user: Option<String>,
 }
 
 impl RunSpec {
     /// The spec an image config (`config` object of the config blob) describes:
-    /// `Entrypoint` + `Cmd`, `Env`, `WorkingDir` (default `/`). `User` is ignored (runs as
-    /// root); the fixtures' entrypoints switch users themselves, like the originals.
+    /// `Entrypoint` + `Cmd`, `Env`, `WorkingDir` (default `/`), `User`.
     pub fn from_config(config: &Value) -> Self {
         let strings = |v: &Value| -> Vec<String> {
             v.as_array()
@@ -54,6 +56,10 @@ impl RunSpec {
                 .unwrap_or("/")
                 .to_string(),
             hostname: "drover-test-chroot".into(),
+            user: c["User"]
+                .as_str()
+                .filter(|s| !s.is_empty())
+                .map(str::to_string),
         }
     }
 
@@ -64,7 +70,7 @@ impl RunSpec {
         self
     }
 
-    fn command(&self, netns: &NetNs, root: &Path) -> Command {
+    fn command(&self, netns: &NetNs, root: &Path) -> Result<Command, HarnessError> {
         // Arguments: root, hostname, the environment, then `unshare --root --wd argv`; env and
         // unshare are the host's, so the image needs neither a shell nor `env` (distroless).
         const SCRIPT: &str = r#"set -e
@@ -90,12 +96,28 @@ exec /usr/bin/env -i "$@"
         ])
         .arg(root)
         .arg(&self.hostname)
-        .args(&self.env)
-        .arg("/usr/bin/unshare")
-        .arg(format!("--root={}", root.display()))
-        .arg(format!("--wd={}", self.cwd))
-        .args(&self.argv);
-        cmd
+        .args(&self.env);
+        if let Some(spec) = &self.user {
+            // The user is set before the chroot, so unshare keeps CAP_SYS_CHROOT as an ambient
+            // capability (the command inherits it: a difference from a real runtime that
+            // tests of identity do not see).
+            let user = resolve_user(root, spec)?;
+            let groups: Vec<String> = user.groups.iter().map(u32::to_string).collect();
+            cmd.arg("/usr/bin/setpriv")
+                .arg(format!("--reuid={}", user.uid))
+                .arg(format!("--regid={}", user.gid))
+                .arg(if groups.is_empty() {
+                    "--clear-groups".to_string()
+                } else {
+                    format!("--groups={}", groups.join(","))
+                })
+                .args(["--inh-caps=+sys_chroot", "--ambient-caps=+sys_chroot"]);
+        }
+        cmd.arg("/usr/bin/unshare")
+            .arg(format!("--root={}", root.display()))
+            .arg(format!("--wd={}", self.cwd))
+            .args(&self.argv);
+        Ok(cmd)
     }
 }
 
@@ -120,7 +142,7 @@ impl ChrootProcess {
         };
         let out = std::fs::File::create(log).map_err(io)?;
         let err = out.try_clone().map_err(io)?;
-        let mut cmd = spec.command(netns, root);
+        let mut cmd = spec.command(netns, root)?;
         cmd.stdin(Stdio::null()).stdout(out).stderr(err);
         let child = cmd.spawn().map_err(|e| HarnessError::Command {
             command: command_line(&cmd),
@@ -200,8 +222,9 @@ pub fn chroot_exec(
         env: env.to_vec(),
         cwd: "/".into(),
         hostname: "drover-test-exec".into(),
+        user: None,
     };
-    let mut cmd = spec.command(netns, root);
+    let mut cmd = spec.command(netns, root)?;
     let line = command_line(&cmd);
     let mut child = cmd
         .stdin(Stdio::null())
@@ -228,4 +251,127 @@ pub fn chroot_exec(
         command: line,
         detail: e.to_string(),
     })
+}
+
+/// A user resolved against an image's `/etc/passwd` and `/etc/group`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResolvedUser {
+    /// User ID.
+    pub uid: u32,
+    /// Primary group ID.
+    pub gid: u32,
+    /// Supplementary groups: every group of `/etc/group` that lists the user by name
+    /// (sorted by GID).
+    pub groups: Vec<u32>,
+}
+
+/// Resolves an image `User` (`name`, `uid`, `name:group`, `uid:gid`) the way container runtimes
+/// do: names through the root's `/etc/passwd` and `/etc/group`; a numeric uid absent from
+/// `/etc/passwd` gets gid 0 unless one is given.
+pub fn resolve_user(root: &Path, spec: &str) -> Result<ResolvedUser, HarnessError> {
+    let read = |file: &str| std::fs::read_to_string(root.join(file)).unwrap_or_default();
+    let (passwd, group) = (read("etc/passwd"), read("etc/group"));
+    let bad = |detail: String| HarnessError::Command {
+        command: format!("resolve user {spec:?} in {}", root.display()),
+        detail,
+    };
+    let (user_part, group_part) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    let entry = passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() >= 4 && (f[0] == user_part || f[2] == user_part));
+    let (uid, mut gid, name) = match (&entry, user_part.parse::<u32>()) {
+        (Some(f), _) => (
+            f[2].parse()
+                .map_err(|_| bad(format!("bad uid in /etc/passwd: {f:?}")))?,
+            f[3].parse()
+                .map_err(|_| bad(format!("bad gid in /etc/passwd: {f:?}")))?,
+            Some(f[0].to_string()),
+        ),
+        (None, Ok(uid)) => (uid, 0, None),
+        (None, Err(_)) => return Err(bad("no such user in the image's /etc/passwd".into())),
+    };
+    let groups_lines: Vec<Vec<&str>> = group
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .filter(|f| f.len() >= 4)
+        .collect();
+    if let Some(g) = group_part {
+        gid = match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => groups_lines
+                .iter()
+                .find(|f| f[0] == g)
+                .and_then(|f| f[2].parse().ok())
+                .ok_or_else(|| bad(format!("no group {g:?} in the image's /etc/group")))?,
+        };
+    }
+    let mut groups: Vec<u32> = match &name {
+        Some(name) => groups_lines
+            .iter()
+            .filter(|f| f[3].split(',').any(|m| m == name))
+            .filter_map(|f| f[2].parse().ok())
+            .collect(),
+        None => Vec::new(),
+    };
+    groups.sort_unstable();
+    groups.dedup();
+    Ok(ResolvedUser { uid, gid, groups })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn root() -> tempfile::TempDir {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir(tmp.path().join("etc")).unwrap();
+        std::fs::write(tmp.path().join("etc/passwd"), crate::fixtures::PASSWD).unwrap();
+        std::fs::write(tmp.path().join("etc/group"), crate::fixtures::GROUP).unwrap();
+        tmp
+    }
+
+    #[test]
+    fn users_resolve_by_name_or_number_with_supplementary_groups() {
+        let r = root();
+        let www = resolve_user(r.path(), "www-data").unwrap();
+        assert_eq!(
+            www,
+            ResolvedUser {
+                uid: 33,
+                gid: 33,
+                groups: vec![4, 100]
+            }
+        );
+        assert_eq!(resolve_user(r.path(), "33").unwrap(), www);
+        let with_group = resolve_user(r.path(), "www-data:users").unwrap();
+        assert_eq!((with_group.uid, with_group.gid), (33, 100));
+        let numeric = resolve_user(r.path(), "1234:5678").unwrap();
+        assert_eq!(
+            numeric,
+            ResolvedUser {
+                uid: 1234,
+                gid: 5678,
+                groups: vec![]
+            }
+        );
+        assert_eq!(resolve_user(r.path(), "4321").unwrap().gid, 0);
+    }
+
+    #[test]
+    fn unknown_users_and_groups_are_errors_naming_them() {
+        let r = root();
+        let err = resolve_user(r.path(), "mallory").unwrap_err().to_string();
+        assert!(
+            err.contains("mallory") && err.contains("/etc/passwd"),
+            "{err}"
+        );
+        let err = resolve_user(r.path(), "www-data:wheel")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("wheel"), "{err}");
+    }
 }

@@ -10,7 +10,7 @@ use drover_testing::layout::Platform;
 use drover_testing::{NetNs, fixtures, require_peers, unpack};
 use serde_json::Value;
 
-const PEERS: &[&str] = &["ip", "unshare", "chroot", "busybox", "timeout"];
+const PEERS: &[&str] = &["ip", "unshare", "setpriv", "busybox", "timeout"];
 
 /// [`PEERS`] plus the host files the image `reference` is made of.
 fn peers_for(reference: &str) -> Vec<&'static str> {
@@ -309,7 +309,7 @@ fn postgres_without_a_password_refuses_to_initialise_like_the_official_image() {
 }
 
 #[test]
-fn the_config_fixture_runs_its_entrypoint_and_cmd_in_its_working_dir_with_its_env() {
+fn the_config_fixture_runs_its_entrypoint_and_cmd_as_its_user_in_its_working_dir_with_its_env() {
     if require_peers("the_config_fixture_runs", PEERS, true).is_err() {
         return;
     }
@@ -320,8 +320,11 @@ fn the_config_fixture_runs_its_entrypoint_and_cmd_in_its_working_dir_with_its_en
         .wait_timeout(Duration::from_secs(20))
         .expect("config fixture should exit");
     assert!(status.success(), "{}", proc.log());
-    // Run as root here (the chroot ignores User), so the line names root.
-    assert_eq!(proc.log(), "hello from /srv/app as root groups 0\n");
+    // User www-data: uid 33, primary group 33, supplementary groups adm (4) and users (100).
+    assert_eq!(
+        proc.log(),
+        "hello from /srv/app as www-data groups 33 4 100\n"
+    );
 }
 
 #[test]
@@ -336,7 +339,7 @@ fn a_static_binary_copied_into_distroless_runs_there_and_no_shell_does() {
         return;
     }
     // What the seed's Go Dockerfile does: COPY --from=builder /out/server /server; here the
-    // static binary is busybox (run as root: the chroot ignores the image's User).
+    // static binary is busybox, run as the image's User (0).
     let image = unpacked("gcr.io/distroless/static-debian12");
     let busybox = drover_testing::rootfs::host_busybox().unwrap();
     std::fs::copy(&busybox, image.root.join("busybox")).unwrap();
