@@ -113,6 +113,28 @@ struct Extractor<'a> {
     dirs: HashSet<PathBuf>,
     /// Directory mtimes, applied last (children change them).
     dir_times: Vec<(PathBuf, i64, u32)>,
+    /// Copy buffer: large writes cut syscalls (io::copy writes 8 KiB at a time).
+    buf: Vec<u8>,
+}
+
+fn copy_big(r: &mut impl Read, w: &mut File, buf: &mut [u8]) -> io::Result<()> {
+    use std::io::Write;
+    loop {
+        // Fill the buffer as far as the entry allows before one write.
+        let mut n = 0;
+        while n < buf.len() {
+            match r.read(&mut buf[n..]) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if n == 0 {
+            return Ok(());
+        }
+        w.write_all(&buf[..n])?;
+    }
 }
 
 fn extract(r: &mut dyn Read, root: &Path) -> Result<u64, UnpackError> {
@@ -121,6 +143,7 @@ fn extract(r: &mut dyn Read, root: &Path) -> Result<u64, UnpackError> {
         root,
         dirs: HashSet::new(),
         dir_times: Vec::new(),
+        buf: vec![0; 1 << 20],
     };
     let mut n = 0;
     for entry in ar.entries().map_err(io_at(""))? {
@@ -264,7 +287,7 @@ impl Extractor<'_> {
                     .mode(0o600)
                     .open(&path)
                     .map_err(io_at(&shown))?;
-                io::copy(&mut entry, &mut f).map_err(io_at(&shown))?;
+                copy_big(&mut entry, &mut f, &mut self.buf).map_err(io_at(&shown))?;
                 drop(f);
             }
             tar::EntryType::Symlink => {
