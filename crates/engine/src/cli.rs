@@ -50,9 +50,13 @@ pub enum EngineCommand {
 
 /// `drover run`.
 #[derive(Args, Debug)]
+#[command(disable_help_flag = true)]
 pub struct RunArgs {
     #[command(flatten)]
     common: Common,
+    /// Print help (`-h` is `--hostname`, as in Docker).
+    #[arg(long, action = clap::ArgAction::Help)]
+    help: Option<bool>,
     /// Remove the container when it exits.
     #[arg(long)]
     rm: bool,
@@ -143,6 +147,9 @@ pub struct RunArgs {
     /// The signal `stop` sends.
     #[arg(long)]
     stop_signal: Option<String>,
+    /// The parent cgroup (`/drover`): the container's cgroup is `<parent>/<id>`.
+    #[arg(long)]
+    cgroup_parent: Option<String>,
     /// Rotate the log file at this size.
     #[arg(long, default_value = "10m")]
     log_max_size: String,
@@ -413,6 +420,7 @@ fn cmd_run(a: RunArgs, images: &dyn ImageSource, facts: &RuntimeFacts) -> Result
         labels: labels.clone(),
         tty: a.tty,
         interactive: a.interactive,
+        cgroup_parent: a.cgroup_parent.clone(),
     };
     // The user is resolved from the image's own files: the rootfs, or the topmost layer that
     // has /etc/passwd.
@@ -487,6 +495,7 @@ fn cmd_run(a: RunArgs, images: &dyn ImageSource, facts: &RuntimeFacts) -> Result
             healthcheck: image_config.healthcheck.clone(),
             log_max_size: spec::parse_bytes(&a.log_max_size)? as u64,
             log_max_files: a.log_max_files,
+            cgroups_path: spec::cgroups_path(a.cgroup_parent.as_deref(), &id),
         };
         layout::write_atomic(&dir.record_path(), &serde_json::to_vec_pretty(&record)?)?;
         Ok(record)
@@ -1200,6 +1209,12 @@ fn cmd_inspect(a: InspectArgs) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        use clap::Subcommand;
+        EngineCommand::augment_subcommands(clap::Command::new("drover")).debug_assert();
+    }
 
     #[test]
     fn human_durations_match_docker() {

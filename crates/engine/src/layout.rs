@@ -197,6 +197,8 @@ pub struct Record {
     pub log_max_size: u64,
     /// Rotated log files kept.
     pub log_max_files: u32,
+    /// The container's cgroup (`--cgroup-parent` + id).
+    pub cgroups_path: String,
 }
 
 /// `--restart`.
@@ -415,6 +417,7 @@ mod tests {
                 healthcheck: None,
                 log_max_size: 1,
                 log_max_files: 1,
+                cgroups_path: "/drover/x".into(),
             };
             fs::write(dir.record_path(), serde_json::to_vec(&record).unwrap()).unwrap();
         }

@@ -161,6 +161,8 @@ pub struct ContainerOptions {
     pub tty: bool,
     /// `-i`.
     pub interactive: bool,
+    /// `--cgroup-parent` (default `/drover`): the container's cgroup is `<parent>/<id>`.
+    pub cgroup_parent: Option<String>,
 }
 
 /// What the host side provides that the spec refers to.
@@ -293,6 +295,17 @@ pub fn capabilities(opts: &ContainerOptions, host: &HostFiles<'_>) -> Result<Vec
         }
     }
     Ok(caps)
+}
+
+/// The cgroup of container `id` under `parent` (default `/drover`).
+pub fn cgroups_path(parent: Option<&str>, id: &str) -> String {
+    let parent = parent.unwrap_or("/drover").trim_end_matches('/');
+    let parent = if parent.starts_with('/') {
+        parent.to_owned()
+    } else {
+        format!("/{parent}")
+    };
+    format!("{parent}/{id}")
 }
 
 /// Builds the container's `config.json`. `identity` is the resolved `-u`/image user,
@@ -514,7 +527,7 @@ pub fn build(
     let mut linux = json!({
         "namespaces": namespaces,
         "resources": resources,
-        "cgroupsPath": format!("/drover/{}", host.id),
+        "cgroupsPath": cgroups_path(opts.cgroup_parent.as_deref(), host.id),
     });
     if !opts.privileged {
         linux["maskedPaths"] = json!([

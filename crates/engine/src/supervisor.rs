@@ -338,6 +338,8 @@ impl Supervisor {
             let (out_r, out_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
             let (err_r, err_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
             cmd.stdout(Stdio::from(out_w)).stderr(Stdio::from(err_w));
+            rustix::fs::fcntl_setfl(&out_r, rustix::fs::OFlags::NONBLOCK)?;
+            rustix::fs::fcntl_setfl(&err_r, rustix::fs::OFlags::NONBLOCK)?;
             self.out = Some(out_r);
             self.err = Some(err_r);
             None
@@ -360,6 +362,7 @@ impl Supervisor {
                 .accept()
                 .context("accepting the runtime's console socket")?;
             let master = receive_fd(&stream).context("receiving the terminal from the runtime")?;
+            rustix::fs::fcntl_setfl(&master, rustix::fs::OFlags::NONBLOCK)?;
             self.pty = Some(master);
             let _ = fs::remove_file(self.dir.path().join("console.sock"));
         }
@@ -463,53 +466,40 @@ impl Supervisor {
 
     /// One round of poll: accept clients, move bytes, reap children.
     fn poll_once(&mut self, timeout: Option<Duration>) {
-        // Slot layout: listener, out, err, pty, stdin, then one per client.
+        #[derive(Clone, Copy)]
+        enum Slot {
+            Listener,
+            Out,
+            Err,
+            Pty,
+            Stdin,
+            Client(usize),
+        }
+        let mut slots = vec![Slot::Listener];
         let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(5 + self.clients.len());
-        let none = PollFlags::empty();
         fds.push(PollFd::new(&self.listener, PollFlags::IN));
-        let stdin_flags = if self.stdin_buf.is_empty() {
-            none
-        } else {
-            PollFlags::OUT
-        };
-        let placeholder = &self.dir_fd;
-        fds.push(PollFd::new(
-            self.out.as_ref().unwrap_or(placeholder),
-            if self.out.is_some() {
-                PollFlags::IN
-            } else {
-                none
-            },
-        ));
-        fds.push(PollFd::new(
-            self.err.as_ref().unwrap_or(placeholder),
-            if self.err.is_some() {
-                PollFlags::IN
-            } else {
-                none
-            },
-        ));
-        fds.push(PollFd::new(
-            self.pty.as_ref().unwrap_or(placeholder),
-            if self.pty.is_some() {
-                PollFlags::IN
-            } else {
-                none
-            },
-        ));
-        fds.push(PollFd::new(
-            self.stdin_w.as_ref().unwrap_or(placeholder),
-            if self.stdin_w.is_some() {
-                stdin_flags
-            } else {
-                none
-            },
-        ));
-        for c in &self.clients {
+        for (slot, fd) in [
+            (Slot::Out, &self.out),
+            (Slot::Err, &self.err),
+            (Slot::Pty, &self.pty),
+        ] {
+            if let Some(fd) = fd {
+                slots.push(slot);
+                fds.push(PollFd::new(fd, PollFlags::IN));
+            }
+        }
+        if let Some(w) = &self.stdin_w
+            && !self.stdin_buf.is_empty()
+        {
+            slots.push(Slot::Stdin);
+            fds.push(PollFd::new(w, PollFlags::OUT));
+        }
+        for (i, c) in self.clients.iter().enumerate() {
             let mut f = PollFlags::IN;
             if !c.out.is_empty() {
                 f |= PollFlags::OUT;
             }
+            slots.push(Slot::Client(i));
             fds.push(PollFd::new(&c.stream, f));
         }
         let ts = timeout.map(|d| rustix::time::Timespec {
@@ -520,29 +510,22 @@ impl Supervisor {
         let revents: Vec<PollFlags> = fds.iter().map(PollFd::revents).collect();
         drop(fds);
         if ready > 0 {
-            let any = |i: usize| !revents[i].is_empty();
-            if any(0) {
-                self.accept_clients();
-            }
-            if any(1) {
-                self.read_output(Stream::Stdout);
-            }
-            if any(2) {
-                self.read_output(Stream::Stderr);
-            }
-            if any(3) {
-                self.read_output(Stream::Stdout);
-            }
-            if any(4) {
-                self.flush_stdin();
-            }
             let mut drop_clients = Vec::new();
-            for (i, r) in revents[5..].iter().enumerate() {
-                if r.is_empty() || i >= self.clients.len() {
+            for (slot, r) in slots.into_iter().zip(revents) {
+                if r.is_empty() {
                     continue;
                 }
-                if !self.serve_client(i, *r) {
-                    drop_clients.push(i);
+                match slot {
+                    Slot::Listener => self.accept_clients(),
+                    Slot::Out => self.read_output(Stream::Stdout, false),
+                    Slot::Err => self.read_output(Stream::Stderr, false),
+                    Slot::Pty => self.read_output(Stream::Stdout, true),
+                    Slot::Stdin => self.flush_stdin(),
+                    Slot::Client(i) => {
+                        if !self.serve_client(i, r) {
+                            drop_clients.push(i);
+                        }
+                    }
                 }
             }
             for i in drop_clients.into_iter().rev() {
@@ -565,8 +548,8 @@ impl Supervisor {
         }
     }
 
-    fn read_output(&mut self, stream: Stream) {
-        let slot = match (stream, self.pty.is_some()) {
+    fn read_output(&mut self, stream: Stream, pty: bool) {
+        let slot = match (stream, pty) {
             (_, true) => &mut self.pty,
             (Stream::Stdout, false) => &mut self.out,
             (Stream::Stderr, false) => &mut self.err,
@@ -786,7 +769,7 @@ impl Supervisor {
     }
 
     fn oom_killed(&self) -> bool {
-        (self.oom_check)(&format!("/drover/{}", self.record.id))
+        (self.oom_check)(&self.record.cgroups_path)
     }
 
     fn should_restart(&self, exit: i32) -> bool {
