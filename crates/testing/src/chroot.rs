@@ -161,9 +161,7 @@ impl ChrootProcess {
 
     /// Host PID of the namespace's PID 1 (the image's command), once it exists.
     pub fn init_pid(&self) -> Option<u32> {
-        let pid = self.child.id();
-        let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()?;
-        children.split_whitespace().next()?.parse().ok()
+        init_pid(&self.child)
     }
 
     /// Sends `signal` (e.g. `QUIT`, `TERM`) to the image's command, by PID.
@@ -194,18 +192,29 @@ impl ChrootProcess {
 
 impl Drop for ChrootProcess {
     fn drop(&mut self) {
-        // SIGKILL to the namespace's PID 1 makes the kernel kill every process in it.
-        // `--kill-child` alone is not enough: the parent-death signal is cleared when the
-        // image's entrypoint changes user (`su redis`).
-        if let Some(pid) = self.init_pid() {
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .stderr(Stdio::null())
-                .status();
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        kill_namespace(&mut self.child);
     }
+}
+
+/// Host PID of the PID namespace's init, the only child of `unshare --fork`.
+fn init_pid(unshare: &Child) -> Option<u32> {
+    let pid = unshare.id();
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()?;
+    children.split_whitespace().next()?.parse().ok()
+}
+
+/// Kills everything `unshare` started and reaps it. SIGKILL to the namespace's PID 1 makes the
+/// kernel kill every process in it; `--kill-child` alone is not enough, since the parent-death
+/// signal is cleared when the command changes user (`su redis`, a `User`).
+fn kill_namespace(unshare: &mut Child) {
+    if let Some(pid) = init_pid(unshare) {
+        let _ = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .stderr(Stdio::null())
+            .status();
+    }
+    let _ = unshare.kill();
+    let _ = unshare.wait();
 }
 
 /// Runs `argv` to completion in `root` inside `netns` (same wrapping as [`ChrootProcess`]),
@@ -238,8 +247,7 @@ pub fn chroot_exec(
     let deadline = Instant::now() + timeout;
     while child.try_wait().ok().flatten().is_none() {
         if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
+            kill_namespace(&mut child);
             return Err(HarnessError::Command {
                 command: line,
                 detail: format!("still running after {timeout:?}; killed"),

@@ -368,3 +368,78 @@ fn a_static_binary_copied_into_distroless_runs_there_and_no_shell_does() {
         proc.log()
     );
 }
+
+fn netns_pids(ns: &NetNs) -> String {
+    let out = std::process::Command::new("ip")
+        .args(["netns", "pids", ns.name()])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn dropping_a_chroot_process_that_changed_user_kills_everything_in_it() {
+    if require_peers("dropping_a_chroot_process", PEERS, true).is_err() {
+        return;
+    }
+    let image = unpacked("drover-fixtures/config:v1");
+    let ns = NetNs::create("kill").unwrap();
+    let mut spec = RunSpec::from_config(&image.config);
+    // www-data (from the config) runs a shell with a background child: two processes whose
+    // parent-death signal was cleared by the user change.
+    spec.argv = vec!["sh".into(), "-c".into(), "sleep 600 & sleep 600".into()];
+    let proc = image.spawn(&ns, &spec);
+    let pids = wait_for(
+        "two processes in the namespace",
+        Duration::from_secs(10),
+        || {
+            let pids = netns_pids(&ns);
+            (pids.lines().count() >= 3).then_some(pids)
+        },
+    );
+    let init = proc.init_pid().unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{init}/status")).unwrap();
+    assert!(status.contains("Uid:\t33\t"), "{status}");
+    drop(proc);
+    // Everything that ran in the namespace is gone (a few ms for the kernel to reap).
+    wait_for(
+        "the namespace's processes to die",
+        Duration::from_secs(5),
+        || netns_pids(&ns).is_empty().then_some(()),
+    );
+    assert!(!pids.is_empty());
+}
+
+#[test]
+fn a_chroot_exec_that_outlives_its_timeout_is_killed_with_its_children() {
+    if require_peers("a_chroot_exec_that_outlives_its_timeout", PEERS, true).is_err() {
+        return;
+    }
+    let image = unpacked("busybox");
+    let ns = NetNs::create("timeout").unwrap();
+    let env = vec![fixtures::PATH_ENV.to_string()];
+    let err = chroot_exec(
+        &ns,
+        &image.root,
+        &env,
+        &["sh", "-c", "sleep 600 & sleep 600"],
+        Duration::from_secs(1),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("still running"), "{err}");
+    wait_for(
+        "the namespace's processes to die",
+        Duration::from_secs(5),
+        || netns_pids(&ns).is_empty().then_some(()),
+    );
+    // Control: a quick command succeeds with its output.
+    let out = chroot_exec(
+        &ns,
+        &image.root,
+        &env,
+        &["echo", "hi"],
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\n");
+}
