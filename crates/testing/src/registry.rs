@@ -1,8 +1,12 @@
 //! A real Docker registry (Debian's `docker-registry`, distribution 2.8) for tests: on
-//! `127.0.0.1` inside a fresh network namespace, or on the host's loopback.
+//! `127.0.0.1` inside a fresh network namespace ([`Registry::start`]), inside a namespace the
+//! test made ([`Registry::start_in_netns`]), or on the host's loopback
+//! ([`Registry::start_on_host_loopback`]); optionally with basic auth, bearer-token auth or
+//! TLS ([`RegistryOptions`]).
 //!
-//! Dropping a [`Registry`] kills the registry process by its PID, waits for it, deletes the
-//! network namespace and the storage directory — also while a test panics.
+//! Dropping a [`Registry`] kills the registry process (and the token realm) by PID, waits for
+//! them, deletes the network namespace it made and the storage directory — also while a test
+//! panics.
 
 use std::fs::File;
 use std::io::{Read, Write};
