@@ -496,12 +496,8 @@ fn cgroup_ops(
         let op = hierarchy(dest.join("unified", what)?, "cgroup2", None, &u.path)?;
         push(Op::Mount(op), format!("{what}: unified"));
     }
-    if parsed.flags & ms::RDONLY != 0 {
-        push(
-            Op::RemountRo(dest.clone()),
-            format!("{what}: read-only tmpfs"),
-        );
-    }
+    // As runc 1.1, the tmpfs itself stays writable (nosuid, nodev, noexec); `ro` makes the
+    // hierarchies read-only.
     Ok(())
 }
 
@@ -767,7 +763,6 @@ mod tests {
                 "m: symlink cpuacct -> cpu,cpuacct",
                 "m: systemd",
                 "m: unified",
-                "m: read-only tmpfs"
             ]
         );
         let Op::Mount(tmpfs) = &ops[0] else {
@@ -776,7 +771,7 @@ mod tests {
         assert_eq!(
             tmpfs.flags & ms::RDONLY,
             0,
-            "the tmpfs is made read-only only at the end"
+            "the tmpfs stays writable, as in runc"
         );
         let Op::Mount(cpu) = &ops[1] else {
             panic!("{:?}", ops[1])
