@@ -180,7 +180,15 @@ pub async fn pull(
             }
         };
         match session.manifest(&r.api_reference()).await {
-            Ok((bytes, ct)) => return fetch_image(store, &r, session, bytes, ct, opts).await,
+            Ok((bytes, ct)) => match fetch_image(store, &r, session, bytes, ct, opts).await {
+                // What this endpoint served was unusable (missing or corrupt blobs, a bad
+                // manifest): the next endpoint may do better. Blobs already verified stay.
+                Err(e @ (PullError::Registry(_) | PullError::Invalid { .. }))
+                | Err(e @ PullError::Store(StoreError::DigestMismatch { .. })) => {
+                    tried.push(e.to_string())
+                }
+                other => return other,
+            },
             Err(e) => tried.push(e.to_string()),
         }
     }

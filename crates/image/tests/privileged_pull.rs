@@ -299,6 +299,25 @@ fn unreachable_registries_and_a_mirror_without_fallback_name_the_endpoint_and_re
         !e.contains("registry-1.docker.io"),
         "origin fallback is forbidden: {e}"
     );
+    // A dead first mirror falls over to the next one.
+    reg.push_fixture("busybox", "latest").unwrap();
+    let both = w.path().join("both");
+    std::fs::create_dir_all(&both).unwrap();
+    std::fs::write(
+        both.join("registries.yaml"),
+        format!(
+            "mirrors:\n  docker.io:\n    endpoint: [\"http://127.0.0.1:1\", \"http://{}\"]\n",
+            reg.host_port()
+        ),
+    )
+    .unwrap();
+    let o = pull(&reg, &both, "busybox");
+    assert!(o.status.success(), "second mirror serves");
+    assert!(
+        stderr(&o).contains(&format!("from mirror http://{}", reg.host_port())),
+        "{}",
+        stderr(&o)
+    );
     // No mirror for ghcr.io and no fallback: said plainly, nothing contacted.
     let o = pull(&reg, &data, "ghcr.io/myorg/web:v1.4.2");
     assert!(
