@@ -560,3 +560,117 @@ fn hooks_run_in_order_with_the_state_on_stdin() {
     assert!(!c2.root.path().join(&c2.id).exists());
     assert!(support::cgroup_dirs_named(&c2.id).is_empty());
 }
+
+#[test]
+fn a_foreground_run_forwards_signals_to_the_container() {
+    if !privileged() {
+        return;
+    }
+    let script = "trap 'exit 42' TERM; echo ready > /dev/shm/ready; while :; do sleep 0.05; done";
+    let bundle = Bundle::new(&base_config(&["sh", "-c", script]));
+    let c = Container::new("signal");
+    let mut cmd = c.cmd(&["run", "-b", bundle.path().to_str().unwrap(), &c.id]);
+    cmd.stdout(std::process::Stdio::null());
+    let mut run = cmd.spawn().unwrap();
+    c.wait_status("running");
+    // Wait until the trap is installed (the script writes a file inside the container).
+    let pid = c.state()["pid"].as_i64().unwrap();
+    let ready = format!("/proc/{pid}/root/dev/shm/ready");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !std::path::Path::new(&ready).exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the container never got ready"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(run.id() as i32).unwrap(),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = run.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "SIGTERM was not forwarded (run still waits)"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(status.code(), Some(42));
+}
+
+#[test]
+fn seccomp_is_loaded_for_a_non_root_user_with_and_without_no_new_privs() {
+    if !privileged() {
+        return;
+    }
+    // busybox's uname ignores a failing uname(2), so the probe is mkdir (on the writable
+    // /dev/shm) plus the kernel's own word in /proc/self/status.
+    let probe = "mkdir /dev/shm/d 2>/dev/null; echo mkdir=$?; grep '^Seccomp:' /proc/self/status";
+    let profile = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64"],
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]
+    });
+    for nnp in [true, false] {
+        let mut cfg = base_config(&["sh", "-c", probe]);
+        cfg["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+        cfg["process"]["noNewPrivileges"] = json!(nnp);
+        // Negative control first: without the profile mkdir works.
+        let out = run_script(cfg.clone(), "nosec");
+        assert_eq!(out, "mkdir=0\nSeccomp:\t0\n", "nnp={nnp}");
+        // Without no_new_privs the filter needs CAP_SYS_ADMIN: it must be loaded before the
+        // switch to uid 1000, or create fails with EACCES.
+        cfg["linux"]["seccomp"] = profile.clone();
+        let out = run_script(cfg, "sec");
+        assert_eq!(out, "mkdir=1\nSeccomp:\t2\n", "nnp={nnp}");
+    }
+}
+
+#[test]
+fn exec_takes_a_process_file_or_user_and_cwd_flags() {
+    if !privileged() {
+        return;
+    }
+    let bundle = Bundle::new(&base_config(&["sleep", "1000"]));
+    let c = Container::new("execp");
+    let out = c.rt(&["run", "-d", "-b", bundle.path().to_str().unwrap(), &c.id]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let process = c.root.path().join("process.json");
+    std::fs::write(
+        &process,
+        json!({"args": ["sh", "-c", "id -u; id -g; pwd"], "cwd": "/tmp",
+               "user": {"uid": 1000, "gid": 1001}, "env": ["PATH=/bin"]})
+        .to_string(),
+    )
+    .unwrap();
+    let out = c.rt(&["exec", "-p", process.to_str().unwrap(), &c.id]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "1000\n1001\n/tmp\n");
+    let out = c.rt(&[
+        "exec",
+        "--user",
+        "1002:1003",
+        "--cwd",
+        "/tmp",
+        &c.id,
+        "sh",
+        "-c",
+        "id -u; id -g; pwd",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "1002\n1003\n/tmp\n");
+    // A bad process file names the field.
+    std::fs::write(&process, r#"{"args": "sh", "cwd": "/"}"#).unwrap();
+    let out = c.rt(&["exec", "-p", process.to_str().unwrap(), &c.id]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("args: invalid type: string"),
+        "{}",
+        text(&out.stderr)
+    );
+}

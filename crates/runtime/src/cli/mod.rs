@@ -14,6 +14,8 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use anyhow::{Context, bail};
 
 use crate::container::{self, CreateOpts};
@@ -98,11 +100,20 @@ GLOBAL OPTIONS:
    --root value        root directory for container state (default: \"/run/drover-runtime\")
    --log value         also write errors to this file
    --log-format value  'text' (default) or 'json'
-   --debug             accepted for compatibility
+   --debug             also print seccomp notes (unknown syscalls skipped)
    --systemd-cgroup    not supported (use cgroupfs paths)
    --help, -h          show help
    --version, -v       print the version
 ";
+
+/// `--debug`: also print the notes that runc keeps quiet about (seccomp syscalls unknown on this
+/// architecture, foreign ABIs left out of the filter).
+static DEBUG: AtomicBool = AtomicBool::new(false);
+
+/// Whether `--debug` was given.
+pub(crate) fn debug() -> bool {
+    DEBUG.load(Ordering::Relaxed)
+}
 
 /// Where errors go.
 struct Log {
@@ -161,6 +172,7 @@ fn dispatch(args: &[String], log: &mut Log) -> anyhow::Result<i32> {
         "text" => false,
         other => bail!("--log-format: unknown format {other:?} (use text or json)"),
     };
+    DEBUG.store(g.on("debug"), Ordering::Relaxed);
     if g.on("version") {
         println!("drover-runtime version {}", env!("CARGO_PKG_VERSION"));
         println!("spec: 1.2.0");
