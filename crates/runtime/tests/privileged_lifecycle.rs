@@ -674,3 +674,47 @@ fn exec_takes_a_process_file_or_user_and_cwd_flags() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn namespaces_given_by_path_are_joined_like_a_pod() {
+    if !privileged() {
+        return;
+    }
+    // The "sandbox": its own pid, net, ipc and uts namespaces.
+    let sandbox_bundle = Bundle::new(&base_config(&["sleep", "1000"]));
+    let sandbox = Container::new("sandbox");
+    let out = sandbox.rt(&[
+        "run",
+        "-d",
+        "-b",
+        sandbox_bundle.path().to_str().unwrap(),
+        &sandbox.id,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let spid = sandbox.state()["pid"].as_i64().unwrap();
+    // A second container joins them by path (new mount namespace only).
+    let mut cfg = base_config(&[
+        "sh",
+        "-c",
+        "echo $$; hostname; readlink /proc/self/ns/net; readlink /proc/self/ns/pid; ps -o comm | grep -c sleep",
+    ]);
+    cfg["linux"]["namespaces"] = json!([
+        {"type": "pid", "path": format!("/proc/{spid}/ns/pid")},
+        {"type": "network", "path": format!("/proc/{spid}/ns/net")},
+        {"type": "ipc", "path": format!("/proc/{spid}/ns/ipc")},
+        {"type": "uts", "path": format!("/proc/{spid}/ns/uts")},
+        {"type": "mount"}
+    ]);
+    cfg.as_object_mut().unwrap().remove("hostname");
+    let out = run_script(cfg, "member");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_ne!(
+        lines[0], "1",
+        "the member is not pid 1: it joined the sandbox's pid namespace"
+    );
+    assert_eq!(lines[1], "drover-test-host", "{out}");
+    let ns = |n: &str| std::fs::read_link(format!("/proc/{spid}/ns/{n}")).unwrap();
+    assert_eq!(lines[2], ns("net").to_str().unwrap(), "{out}");
+    assert_eq!(lines[3], ns("pid").to_str().unwrap(), "{out}");
+    assert_eq!(lines[4], "1", "the sandbox's sleep is visible: {out}");
+}
