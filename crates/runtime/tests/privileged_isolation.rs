@@ -1394,3 +1394,42 @@ fn measure_isolation_cost() {
         );
     }
 }
+
+#[test]
+fn rro_makes_every_submount_of_a_recursive_bind_read_only() {
+    if !privileged() {
+        return;
+    }
+    // A host directory with a writable tmpfs mounted inside it.
+    let src = tempfile::Builder::new()
+        .prefix("drover-test-iso-rro-")
+        .tempdir()
+        .unwrap();
+    let sub = src.path().join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    rustix::mount::mount(
+        c"tmpfs",
+        sub.as_path(),
+        c"tmpfs",
+        rustix::mount::MountFlags::empty(),
+        None,
+    )
+    .unwrap();
+    let _guard = MountGuard(sub.clone());
+    let b = Bundle::new();
+    let script = "touch /r/top 2>&1; touch /r/sub/deep 2>&1 && echo deep-written; true";
+    let with = |options: Value| {
+        let mut spec = base_spec();
+        spec["mounts"].as_array_mut().unwrap().push(json!(
+            {"destination": "/r", "type": "bind", "source": src.path(), "options": options}
+        ));
+        Harness::new(&b).ok(&spec, script).stdout
+    };
+    let out = with(json!(["rbind", "rro"]));
+    assert_eq!(out.matches("Read-only file system").count(), 2, "{out}");
+    assert!(!out.contains("deep-written"), "{out}");
+    // Control: plain `ro` covers only the top mount; the submount stays writable.
+    let out = with(json!(["rbind", "ro"]));
+    assert_eq!(out.matches("Read-only file system").count(), 1, "{out}");
+    assert!(out.contains("deep-written"), "{out}");
+}

@@ -225,7 +225,7 @@ fn apply_mount(root: BorrowedFd<'_>, i: usize, m: &MountOp) -> Result<(), ChildE
         Err(e) => return Err(ChildError::new(STEP_MOUNT, e, i as u32)),
     }
     drop(fd);
-    if remount.is_none() && m.propagation.is_empty() {
+    if remount.is_none() && m.propagation.is_empty() && m.recursive.is_none() {
         return Ok(());
     }
     // The descriptor resolved before the mount names the covered directory; resolve again to
@@ -239,7 +239,52 @@ fn apply_mount(root: BorrowedFd<'_>, i: usize, m: &MountOp) -> Result<(), ChildE
     for p in &m.propagation {
         mount(c"", target.as_cstr(), c"", *p, None).map_err(err(STEP_PROPAGATION, i))?;
     }
+    if let Some((set, clear)) = m.recursive {
+        mount_setattr_recursive(&fd, set, clear).map_err(err(STEP_RECURSIVE_ATTR, i))?;
+    }
     Ok(())
+}
+
+/// `struct mount_attr` of `mount_setattr(2)`.
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// `mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, …)`: the attributes on the mount
+/// whose root `fd` is and on every mount below it (rustix has no wrapper yet).
+#[allow(unsafe_code)]
+fn mount_setattr_recursive(fd: &OwnedFd, set: u64, clear: u64) -> Result<(), Errno> {
+    use rustix::fd::AsRawFd as _;
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: clear,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: the path is a NUL-terminated empty string, `attr` lives across the call and its
+    // size is passed; the kernel only reads both.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        // SAFETY: errno is thread-local and was just set by the failed call.
+        Err(Errno::from_raw_os_error(unsafe {
+            *libc::__errno_location()
+        }))
+    }
 }
 
 fn apply_node(root: BorrowedFd<'_>, i: usize, n: &NodeOp) -> Result<(), ChildError> {

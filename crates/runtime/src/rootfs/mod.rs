@@ -54,6 +54,7 @@ const STEP_SYMLINK: u32 = 117;
 const STEP_REMOUNT_RO: u32 = 118;
 const STEP_CONSOLE: u32 = 119;
 const STEP_INTO_PROC: u32 = 120;
+const STEP_RECURSIVE_ATTR: u32 = 121;
 const STEP_CHDIR_ROOTFS: u32 = 130;
 const STEP_PIVOT: u32 = 131;
 const STEP_OLD_ROOT_SLAVE: u32 = 132;
@@ -86,6 +87,9 @@ pub fn step_name(step: u32) -> &'static str {
         STEP_SYMLINK => "create a symlink in /dev",
         STEP_REMOUNT_RO => "remount read-only",
         STEP_CONSOLE => "bind the terminal onto /dev/console",
+        STEP_RECURSIVE_ATTR => {
+            "set recursive mount attributes (rro, rnosuid, …) with mount_setattr"
+        }
         STEP_INTO_PROC => {
             "refuse a mount point that resolves into /proc (a symlink in the image points there)"
         }
@@ -176,6 +180,8 @@ struct MountOp {
     /// The destination is (lexically) inside `/proc` and was allowed there; any other mount
     /// point that resolves into a procfs (an image symlink pointing into `/proc`) is refused.
     into_proc: bool,
+    /// `MOUNT_ATTR_*` bits to set and clear recursively (`rro`, `rnosuid`, …).
+    recursive: Option<(u64, u64)>,
 }
 
 #[derive(Debug)]
@@ -215,7 +221,7 @@ impl Plan {
         let errno = Errno::from_raw_os_error(e.errno);
         let i = e.index as usize;
         let what = match e.step {
-            STEP_MOUNTPOINT..=STEP_INTO_PROC => self.descriptions.get(i).cloned(),
+            STEP_MOUNTPOINT..=STEP_RECURSIVE_ATTR => self.descriptions.get(i).cloned(),
             STEP_SYSCTL_OPEN | STEP_SYSCTL_WRITE => self.sysctl_names.get(i).cloned(),
             STEP_READONLY_BIND | STEP_READONLY_REMOUNT => self
                 .readonly_paths

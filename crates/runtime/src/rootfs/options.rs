@@ -51,7 +51,44 @@ pub struct Parsed {
     pub propagation: Vec<u64>,
     /// The remaining options, comma-joined, for the filesystem.
     pub data: String,
+    /// Recursive attributes (`rro`, `rnosuid`, …) as `MOUNT_ATTR_*` bits to set and to clear
+    /// with `mount_setattr(AT_RECURSIVE)` on the mount and every mount below it.
+    pub recursive: Option<(u64, u64)>,
 }
+
+/// `MOUNT_ATTR_*` values (`include/uapi/linux/mount.h`), for `mount_setattr(2)`.
+pub(crate) mod attr {
+    pub(crate) const RDONLY: u64 = 0x1;
+    pub(crate) const NOSUID: u64 = 0x2;
+    pub(crate) const NODEV: u64 = 0x4;
+    pub(crate) const NOEXEC: u64 = 0x8;
+    /// The access-time mode field; changing the mode needs it in `attr_clr`.
+    pub(crate) const ATIME: u64 = 0x70;
+    pub(crate) const RELATIME: u64 = 0x0;
+    pub(crate) const NOATIME: u64 = 0x10;
+    pub(crate) const STRICTATIME: u64 = 0x20;
+    pub(crate) const NODIRATIME: u64 = 0x80;
+    pub(crate) const NOSYMFOLLOW: u64 = 0x0020_0000;
+}
+
+/// runc's recursive options: name, `MOUNT_ATTR_*` to set, to clear.
+const RECURSIVE: &[(&str, u64, u64)] = &[
+    ("rro", attr::RDONLY, 0),
+    ("rrw", 0, attr::RDONLY),
+    ("rnosuid", attr::NOSUID, 0),
+    ("rsuid", 0, attr::NOSUID),
+    ("rnodev", attr::NODEV, 0),
+    ("rdev", 0, attr::NODEV),
+    ("rnoexec", attr::NOEXEC, 0),
+    ("rexec", 0, attr::NOEXEC),
+    ("rnodiratime", attr::NODIRATIME, 0),
+    ("rdiratime", 0, attr::NODIRATIME),
+    ("rrelatime", attr::RELATIME, attr::ATIME),
+    ("rnoatime", attr::NOATIME, attr::ATIME),
+    ("rstrictatime", attr::STRICTATIME, attr::ATIME),
+    ("rnosymfollow", attr::NOSYMFOLLOW, 0),
+    ("rsymfollow", 0, attr::NOSYMFOLLOW),
+];
 
 const SET: &[(&str, u64)] = &[
     ("ro", ms::RDONLY),
@@ -121,6 +158,14 @@ pub fn parse<'a>(options: impl IntoIterator<Item = &'a str>, what: &str) -> anyh
             p.cleared |= f;
         } else if let Some(f) = propagation(o) {
             p.propagation.push(f);
+        } else if let Some(&(_, set, clr)) = RECURSIVE.iter().find(|(n, _, _)| *n == o) {
+            let (mut to_set, mut to_clear) = p.recursive.unwrap_or((0, 0));
+            if clr & attr::ATIME != 0 {
+                to_set &= !attr::ATIME;
+            }
+            to_set = (to_set & !clr) | set;
+            to_clear = (to_clear & !set) | clr;
+            p.recursive = Some((to_set, to_clear));
         } else {
             match o {
                 "bind" => p.bind = Some(p.bind.unwrap_or(false)),
@@ -134,8 +179,12 @@ pub fn parse<'a>(options: impl IntoIterator<Item = &'a str>, what: &str) -> anyh
                 ),
                 "idmap" | "ridmap" => bail!("{what}: id-mapped mounts ({o:?}) are not supported"),
                 _ if is_recursive_attr(o) => bail!(
-                    "{what}: recursive mount attribute {o:?} (mount_setattr) is not supported; use \
-                     the non-recursive option"
+                    "{what}: recursive mount attribute {o:?} is not supported (known: {})",
+                    RECURSIVE
+                        .iter()
+                        .map(|(n, _, _)| *n)
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
                 _ => data.push(o),
             }
@@ -186,6 +235,25 @@ mod tests {
     }
 
     #[test]
+    fn recursive_attributes_become_mount_setattr_bits() {
+        let p = parse(["rbind", "rro", "rnosuid", "rnoexec"], "m").unwrap();
+        assert_eq!(
+            p.recursive,
+            Some((attr::RDONLY | attr::NOSUID | attr::NOEXEC, 0))
+        );
+        assert_eq!(p.flags, 0, "recursive attributes are not mount(2) flags");
+        let p = parse(["rro", "rrw"], "m").unwrap();
+        assert_eq!(
+            p.recursive,
+            Some((0, attr::RDONLY)),
+            "the later option wins"
+        );
+        let p = parse(["rnoatime"], "m").unwrap();
+        assert_eq!(p.recursive, Some((attr::NOATIME, attr::ATIME)));
+        assert_eq!(parse(["ro"], "m").unwrap().recursive, None);
+    }
+
+    #[test]
     fn overlay_options_are_data() {
         let p = parse(
             ["lowerdir=/a:/b", "upperdir=/u", "workdir=/w", "nodev"],
@@ -198,7 +266,7 @@ mod tests {
 
     #[test]
     fn unsupported_options_are_errors_naming_the_mount() {
-        for o in ["rro", "rnosuid", "idmap", "remount"] {
+        for o in ["ratime", "rnorelatime", "idmap", "remount"] {
             let err = parse([o], "mount #2 (/data)").unwrap_err().to_string();
             assert!(err.contains("mount #2 (/data)") && err.contains(o), "{err}");
         }

@@ -339,6 +339,7 @@ fn mount_ops(
             propagation: parsed.propagation,
             rbind_fallback: None,
             into_proc: dest_norm.starts_with("/proc"),
+            recursive: parsed.recursive,
         }
     } else {
         if typ.is_empty() {
@@ -365,6 +366,7 @@ fn mount_ops(
             propagation: parsed.propagation,
             rbind_fallback: (typ == "sysfs" && opts.user_namespace).then(|| c"/sys".to_owned()),
             into_proc: dest_norm.starts_with("/proc"),
+            recursive: parsed.recursive,
         }
     };
     descriptions.push(what);
@@ -427,6 +429,7 @@ fn cgroup_ops(
                 propagation: Vec::new(),
                 rbind_fallback: None,
                 into_proc: false,
+                recursive: None,
             })
         } else {
             Ok(MountOp {
@@ -440,6 +443,7 @@ fn cgroup_ops(
                 propagation: Vec::new(),
                 rbind_fallback: None,
                 into_proc: false,
+                recursive: None,
             })
         }
     };
@@ -473,6 +477,7 @@ fn cgroup_ops(
         propagation: Vec::new(),
         rbind_fallback: None,
         into_proc: false,
+        recursive: None,
     };
     push(Op::Mount(tmpfs), format!("{what}: tmpfs"));
     for (controllers, d) in v1 {
