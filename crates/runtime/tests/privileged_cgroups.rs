@@ -639,3 +639,132 @@ fn sub_cgroups_made_inside_the_container_are_listed_killed_and_removed() {
         assert!(!d.path.exists(), "{} left behind", d.path.display());
     }
 }
+
+#[path = "../testdata/bundles/support.rs"]
+mod support;
+
+/// `runc --root <tmp>` for the comparisons below; dropping it force-deletes the container.
+struct Runc {
+    root: tempfile::TempDir,
+    id: String,
+}
+
+impl Runc {
+    fn new(name: &str) -> Self {
+        let root = tempfile::Builder::new()
+            .prefix("drover-test-runc-")
+            .tempdir()
+            .unwrap();
+        Self {
+            root,
+            id: support::unique(name),
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> std::process::Output {
+        let mut c = Command::new("runc");
+        c.arg("--root").arg(self.root.path()).args(args);
+        support::output(c, Duration::from_secs(30), &format!("runc {args:?}"))
+    }
+}
+
+impl Drop for Runc {
+    fn drop(&mut self) {
+        let _ = Command::new("runc")
+            .arg("--root")
+            .arg(self.root.path())
+            .args(["delete", "--force", &self.id])
+            .output();
+    }
+}
+
+/// The cgroup files a container's limits land in (v1 / hybrid), read from the host.
+fn limits_of(cgroups_path: &str) -> Vec<(String, String)> {
+    let files = [
+        ("memory", "memory.limit_in_bytes"),
+        ("memory", "memory.soft_limit_in_bytes"),
+        ("memory", "memory.memsw.limit_in_bytes"),
+        ("pids", "pids.max"),
+        ("cpu", "cpu.shares"),
+        ("cpu", "cpu.cfs_quota_us"),
+        ("cpu", "cpu.cfs_period_us"),
+        ("cpuset", "cpuset.cpus"),
+        ("devices", "devices.list"),
+    ];
+    files
+        .iter()
+        .map(|(c, f)| {
+            let p = PathBuf::from("/sys/fs/cgroup")
+                .join(c)
+                .join(cgroups_path.trim_start_matches('/'))
+                .join(f);
+            let v = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            let mut lines: Vec<&str> = v.lines().collect();
+            lines.sort_unstable();
+            (format!("{c}/{f}"), lines.join("\n"))
+        })
+        .collect()
+}
+
+#[test]
+fn a_container_gets_the_same_cgroup_files_as_under_runc() {
+    require_root!();
+    if layout().kind == LayoutKind::V2 || !support::privileged() || !support::require("runc") {
+        return;
+    }
+    let me = std::process::id();
+    let config = |path: &str| {
+        let mut cfg = support::base_config(&["sleep", "100"]);
+        cfg["linux"]["cgroupsPath"] = serde_json::json!(path);
+        cfg["linux"]["resources"] = serde_json::json!({
+            "devices": [{"allow": false, "access": "rwm"},
+                        {"allow": true, "type": "c", "major": 10, "minor": 229, "access": "rwm"}],
+            "memory": {"limit": 67108864, "reservation": 33554432, "swap": 134217728},
+            "pids": {"limit": 50},
+            "cpu": {"shares": 512, "quota": 50000, "period": 100000, "cpus": "0"}
+        });
+        cfg
+    };
+    let ours_path = format!("/drover-test-{me}-ctr-ours");
+    let bundle = support::Bundle::new(&config(&ours_path));
+    let c = support::Container::new("cg-ours");
+    let out = c.rt(&["run", "-d", "-b", bundle.path().to_str().unwrap(), &c.id]);
+    assert_eq!(out.status.code(), Some(0), "{}", support::text(&out.stderr));
+    let ours = limits_of(&ours_path);
+
+    let runc_path = format!("/drover-test-{me}-ctr-runc");
+    let runc_bundle = support::Bundle::new(&config(&runc_path));
+    let r = Runc::new("cg-runc");
+    let out = r.run(&[
+        "run",
+        "-d",
+        "-b",
+        runc_bundle.path().to_str().unwrap(),
+        &r.id,
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "runc: {}",
+        support::text(&out.stderr)
+    );
+    let theirs = limits_of(&runc_path);
+    for ((name, a), (_, b)) in ours.iter().zip(&theirs) {
+        assert_eq!(a, b, "{name}: drover vs runc");
+    }
+    // Negative control for the comparison: another limit must show up as a difference.
+    let mut changed = config(&ours_path);
+    changed["linux"]["resources"]["pids"]["limit"] = serde_json::json!(51);
+    drop(c);
+    let bundle = support::Bundle::new(&changed);
+    let c = support::Container::new("cg-ours2");
+    let out = c.rt(&["run", "-d", "-b", bundle.path().to_str().unwrap(), &c.id]);
+    assert_eq!(out.status.code(), Some(0), "{}", support::text(&out.stderr));
+    let differs: Vec<String> = limits_of(&ours_path)
+        .into_iter()
+        .zip(&theirs)
+        .filter(|((_, a), (_, b))| a != b)
+        .map(|((n, _), _)| n)
+        .collect();
+    assert_eq!(differs, ["pids/pids.max"]);
+}
