@@ -1433,3 +1433,49 @@ fn rro_makes_every_submount_of_a_recursive_bind_read_only() {
     assert_eq!(out.matches("Read-only file system").count(), 1, "{out}");
     assert!(out.contains("deep-written"), "{out}");
 }
+
+#[test]
+fn tmpcopyup_fills_a_fresh_tmpfs_with_the_images_files() {
+    if !privileged() {
+        return;
+    }
+    let b = Bundle::new();
+    let run = b.rootfs().join("run");
+    std::fs::create_dir_all(run.join("sub")).unwrap();
+    std::fs::write(run.join("sub/file"), "from the image\n").unwrap();
+    std::os::unix::fs::symlink("/etc/hostname", run.join("link")).unwrap();
+    let script = "cat /run/sub/file; readlink /run/link; (echo new > /run/new) 2>&1 && echo wrote; \
+                  grep ' /run ' /proc/self/mountinfo";
+    let with = |options: Value| {
+        let mut spec = base_spec();
+        spec["mounts"].as_array_mut().unwrap().push(json!(
+            {"destination": "/run", "type": "tmpfs", "source": "tmpfs", "options": options}
+        ));
+        Harness::new(&b)
+            .ok(&spec, &format!("{script}; true"))
+            .stdout
+    };
+    let out = with(json!(["nosuid", "nodev", "tmpcopyup"]));
+    assert!(
+        out.starts_with("from the image\n/etc/hostname\nwrote\n"),
+        "{out}"
+    );
+    assert!(out.contains(" - tmpfs "), "{out}");
+    assert!(
+        !run.join("new").exists(),
+        "the write reached the image, not the tmpfs"
+    );
+    // Read-only: filled first, then read-only.
+    let out = with(json!(["ro", "tmpcopyup"]));
+    assert!(out.starts_with("from the image\n/etc/hostname\n"), "{out}");
+    assert!(
+        out.contains("Read-only file system") && !out.contains("wrote"),
+        "{out}"
+    );
+    // Control: without tmpcopyup the tmpfs is empty.
+    let out = with(json!(["nosuid"]));
+    assert!(
+        !out.contains("from the image") && out.contains("wrote"),
+        "{out}"
+    );
+}

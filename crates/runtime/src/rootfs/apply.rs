@@ -10,7 +10,7 @@ use rustix::mount::{MountFlags, UnmountFlags};
 use rustix::process::{Gid, Uid};
 
 use super::options::ms;
-use super::path::{FdPath, Kind, ensure, ensure_parent, fd_path, open_in_root};
+use super::path::{FdPath, Kind, ensure, ensure_parent, fd_path, open_dir_in_root, open_in_root};
 use super::*;
 
 fn mount(
@@ -204,6 +204,12 @@ fn apply_mount(root: BorrowedFd<'_>, i: usize, m: &MountOp) -> Result<(), ChildE
             return Err(ChildError::new(STEP_INTO_PROC, Errno::PERM, i as u32));
         }
     }
+    // tmpcopyup: hold the image's directory open before the tmpfs covers it.
+    let image_dir = if m.copy_up {
+        Some(open_dir_in_root(root, &m.target).map_err(err(STEP_COPYUP, i))?)
+    } else {
+        None
+    };
     let target = fd_path(&fd);
     let mut remount = m.bind_remount;
     match mount(
@@ -225,6 +231,10 @@ fn apply_mount(root: BorrowedFd<'_>, i: usize, m: &MountOp) -> Result<(), ChildE
         Err(e) => return Err(ChildError::new(STEP_MOUNT, e, i as u32)),
     }
     drop(fd);
+    if let Some(image_dir) = image_dir {
+        let tmpfs = open_dir_in_root(root, &m.target).map_err(err(STEP_COPYUP, i))?;
+        super::copyup::copy_tree(&image_dir, &tmpfs, 0).map_err(err(STEP_COPYUP, i))?;
+    }
     if remount.is_none() && m.propagation.is_empty() && m.recursive.is_none() {
         return Ok(());
     }

@@ -21,6 +21,7 @@
 //! the mount, device or path an index refers to.
 
 mod apply;
+mod copyup;
 mod dev;
 pub mod options;
 mod path;
@@ -55,6 +56,7 @@ const STEP_REMOUNT_RO: u32 = 118;
 const STEP_CONSOLE: u32 = 119;
 const STEP_INTO_PROC: u32 = 120;
 const STEP_RECURSIVE_ATTR: u32 = 121;
+const STEP_COPYUP: u32 = 122;
 const STEP_CHDIR_ROOTFS: u32 = 130;
 const STEP_PIVOT: u32 = 131;
 const STEP_OLD_ROOT_SLAVE: u32 = 132;
@@ -87,6 +89,7 @@ pub fn step_name(step: u32) -> &'static str {
         STEP_SYMLINK => "create a symlink in /dev",
         STEP_REMOUNT_RO => "remount read-only",
         STEP_CONSOLE => "bind the terminal onto /dev/console",
+        STEP_COPYUP => "copy the image's files into a tmpfs (tmpcopyup)",
         STEP_RECURSIVE_ATTR => {
             "set recursive mount attributes (rro, rnosuid, …) with mount_setattr"
         }
@@ -182,6 +185,8 @@ struct MountOp {
     into_proc: bool,
     /// `MOUNT_ATTR_*` bits to set and clear recursively (`rro`, `rnosuid`, …).
     recursive: Option<(u64, u64)>,
+    /// `tmpcopyup`: copy what the image has at the destination into the new tmpfs.
+    copy_up: bool,
 }
 
 #[derive(Debug)]
@@ -221,7 +226,7 @@ impl Plan {
         let errno = Errno::from_raw_os_error(e.errno);
         let i = e.index as usize;
         let what = match e.step {
-            STEP_MOUNTPOINT..=STEP_RECURSIVE_ATTR => self.descriptions.get(i).cloned(),
+            STEP_MOUNTPOINT..=STEP_COPYUP => self.descriptions.get(i).cloned(),
             STEP_SYSCTL_OPEN | STEP_SYSCTL_WRITE => self.sysctl_names.get(i).cloned(),
             STEP_READONLY_BIND | STEP_READONLY_REMOUNT => self
                 .readonly_paths

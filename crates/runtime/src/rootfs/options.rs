@@ -54,6 +54,8 @@ pub struct Parsed {
     /// Recursive attributes (`rro`, `rnosuid`, …) as `MOUNT_ATTR_*` bits to set and to clear
     /// with `mount_setattr(AT_RECURSIVE)` on the mount and every mount below it.
     pub recursive: Option<(u64, u64)>,
+    /// `tmpcopyup`: a tmpfs starts with a copy of what the image has at its destination.
+    pub tmpcopyup: bool,
 }
 
 /// `MOUNT_ATTR_*` values (`include/uapi/linux/mount.h`), for `mount_setattr(2)`.
@@ -171,8 +173,7 @@ pub fn parse<'a>(options: impl IntoIterator<Item = &'a str>, what: &str) -> anyh
                 "bind" => p.bind = Some(p.bind.unwrap_or(false)),
                 "rbind" => p.bind = Some(true),
                 "defaults" | "" => {}
-                // runc/crun extension (copy the image's files into a fresh tmpfs); not done here.
-                "tmpcopyup" => {}
+                "tmpcopyup" => p.tmpcopyup = true,
                 "remount" => bail!(
                     "{what}: option \"remount\" cannot be used for a container mount (each mount \
                      is a new one)"
@@ -251,6 +252,13 @@ mod tests {
         let p = parse(["rnoatime"], "m").unwrap();
         assert_eq!(p.recursive, Some((attr::NOATIME, attr::ATIME)));
         assert_eq!(parse(["ro"], "m").unwrap().recursive, None);
+    }
+
+    #[test]
+    fn tmpcopyup_is_a_flag_not_data() {
+        let p = parse(["rw", "tmpcopyup", "size=1m"], "m").unwrap();
+        assert!(p.tmpcopyup);
+        assert_eq!(p.data, "size=1m");
     }
 
     #[test]

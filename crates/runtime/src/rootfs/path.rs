@@ -214,6 +214,13 @@ pub(crate) fn open_in_root(
     }
 }
 
+/// `p` resolved in `root` as a directory open for reading (for `getdents`).
+pub(crate) fn open_dir_in_root(root: BorrowedFd<'_>, p: &InRootPath) -> Result<OwnedFd, Errno> {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let resolve = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;
+    rustix::fs::openat2(root, p.full(), flags, Mode::empty(), resolve)
+}
+
 /// Resolve `p` in `root`, creating missing components (directories, and a `last` of the given
 /// kind); returns an `O_PATH` descriptor of the result.
 pub(crate) fn ensure(root: BorrowedFd<'_>, p: &InRootPath, last: Kind) -> Result<OwnedFd, Errno> {

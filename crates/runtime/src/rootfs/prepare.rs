@@ -314,6 +314,9 @@ fn mount_ops(
             .map(|()| false);
     }
 
+    if parsed.tmpcopyup && typ != "tmpfs" {
+        bail!("{what}: tmpcopyup is only for tmpfs mounts");
+    }
     let mut dev_ro = false;
     let op = if parsed.bind.is_some() || typ == "bind" {
         let source = m
@@ -340,6 +343,7 @@ fn mount_ops(
             rbind_fallback: None,
             into_proc: dest_norm.starts_with("/proc"),
             recursive: parsed.recursive,
+            copy_up: parsed.tmpcopyup,
         }
     } else {
         if typ.is_empty() {
@@ -349,6 +353,11 @@ fn mount_ops(
         if dest_norm == Path::new("/dev") && flags & ms::RDONLY != 0 {
             flags &= !ms::RDONLY;
             dev_ro = true;
+        }
+        // A read-only tmpfs with tmpcopyup is filled first, then made read-only.
+        let copy_up_ro = parsed.tmpcopyup && flags & ms::RDONLY != 0;
+        if copy_up_ro {
+            flags &= !ms::RDONLY;
         }
         let source = m.source().clone().unwrap_or_else(|| PathBuf::from(typ));
         MountOp {
@@ -362,11 +371,12 @@ fn mount_ops(
             } else {
                 Some(CString::new(parsed.data).with_context(|| format!("{what}: NUL in options"))?)
             },
-            bind_remount: None,
+            bind_remount: copy_up_ro.then_some((ms::RDONLY, 0)),
             propagation: parsed.propagation,
             rbind_fallback: (typ == "sysfs" && opts.user_namespace).then(|| c"/sys".to_owned()),
             into_proc: dest_norm.starts_with("/proc"),
             recursive: parsed.recursive,
+            copy_up: parsed.tmpcopyup,
         }
     };
     descriptions.push(what);
@@ -430,6 +440,7 @@ fn cgroup_ops(
                 rbind_fallback: None,
                 into_proc: false,
                 recursive: None,
+                copy_up: false,
             })
         } else {
             Ok(MountOp {
@@ -444,6 +455,7 @@ fn cgroup_ops(
                 rbind_fallback: None,
                 into_proc: false,
                 recursive: None,
+                copy_up: false,
             })
         }
     };
@@ -478,6 +490,7 @@ fn cgroup_ops(
         rbind_fallback: None,
         into_proc: false,
         recursive: None,
+        copy_up: false,
     };
     push(Op::Mount(tmpfs), format!("{what}: tmpfs"));
     for (controllers, d) in v1 {
