@@ -331,3 +331,123 @@ fn i386_programs_get_the_profile_through_their_own_syscall_numbers() {
         "status {status:#x}"
     );
 }
+
+#[path = "../testdata/bundles/support.rs"]
+mod support;
+
+/// Every capability the kernel of 6.x knows, by number (`CAP_CHOWN` = 0 … `CAP_CHECKPOINT_RESTORE` = 40).
+const ALL_CAPS: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+];
+
+/// Runs `config` to completion under drover-runtime (or runc) and returns its stdout.
+fn run_container(config: &serde_json::Value, runc: bool) -> String {
+    let bundle = support::Bundle::new(config);
+    let b = bundle.path().to_str().unwrap();
+    if !runc {
+        let c = support::Container::new("seccomp");
+        let out = c.rt(&["run", "-b", b, &c.id]);
+        assert_eq!(out.status.code(), Some(0), "{}", support::text(&out.stderr));
+        return support::text(&out.stdout);
+    }
+    let root = tempfile::Builder::new()
+        .prefix("drover-test-runc-")
+        .tempdir()
+        .unwrap();
+    let id = support::unique("seccomp-runc");
+    let mut cmd = std::process::Command::new("runc");
+    cmd.arg("--root")
+        .arg(root.path())
+        .args(["run", "-b", b, &id]);
+    let out = support::output(cmd, std::time::Duration::from_secs(30), "runc run");
+    let _ = std::process::Command::new("runc")
+        .arg("--root")
+        .arg(root.path())
+        .args(["delete", "--force", &id])
+        .output();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "runc: {}",
+        support::text(&out.stderr)
+    );
+    support::text(&out.stdout)
+}
+
+#[test]
+fn a_container_with_podmans_profile_answers_like_the_same_container_under_runc() {
+    if !support::privileged() || !support::require("runc") {
+        return;
+    }
+    // sethostname is refused by the profile (resolved for podman's default capabilities) even
+    // though this container holds CAP_SYS_ADMIN, so only the filter can refuse it; unshare is
+    // allowed by the profile and by the capability.
+    let probe = "hostname drover-x 2>/dev/null; echo sethostname=$?; \
+                 unshare -m true 2>/dev/null; echo unshare=$?; grep '^Seccomp:' /proc/self/status";
+    let mut cfg = support::base_config(&["sh", "-c", probe]);
+    // Every capability this process holds (root here lacks CAP_SYS_RESOURCE).
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let eff = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .map(|h| u64::from_str_radix(h.trim(), 16).unwrap())
+        .unwrap();
+    let held: Vec<&str> = ALL_CAPS
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| eff & (1 << i) != 0)
+        .map(|(_, c)| *c)
+        .collect();
+    assert!(held.contains(&"CAP_SYS_ADMIN"));
+    let caps = serde_json::json!(held);
+    cfg["process"]["capabilities"] =
+        serde_json::json!({"bounding": caps, "effective": caps, "permitted": caps});
+    // Negative control: without the profile the same calls succeed.
+    let bare = run_container(&cfg, false);
+    assert_eq!(bare, "sethostname=0\nunshare=0\nSeccomp:\t0\n");
+    cfg["linux"]["seccomp"] = serde_json::to_value(default_profile(&default_caps())).unwrap();
+    let ours = run_container(&cfg, false);
+    assert_eq!(ours, "sethostname=1\nunshare=0\nSeccomp:\t2\n");
+    let theirs = run_container(&cfg, true);
+    assert_eq!(ours, theirs, "drover vs runc with the same profile");
+}
