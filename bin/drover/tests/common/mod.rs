@@ -44,6 +44,36 @@ impl Server {
     }
 
     fn spawn(&mut self) {
+        self.launch();
+        self.wait_ready();
+    }
+
+    /// Starts a server with extra flags without waiting for it to be ready (e.g. before its
+    /// datastore is up); see [`Server::wait_until_ready`].
+    pub fn start_unready(args: &[&str]) -> Server {
+        let mut s = Server {
+            child: None,
+            dir: tempfile::tempdir().expect("tempdir"),
+            port: free_port(),
+            extra_args: args.iter().map(|s| s.to_string()).collect(),
+        };
+        s.launch();
+        s
+    }
+
+    /// Waits until `/readyz` answers 200 (panics if the process exits first).
+    pub fn wait_until_ready(&mut self) {
+        self.wait_ready();
+    }
+
+    /// The process has not exited.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().ok().flatten().is_none())
+    }
+
+    fn launch(&mut self) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -61,7 +91,6 @@ impl Server {
             .spawn()
             .expect("start drover");
         self.child = Some(child);
-        self.wait_ready();
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -605,4 +634,137 @@ macro_rules! require_python_kubernetes {
             }
         }
     };
+}
+
+/// A real etcd (`/usr/bin/etcd`, Debian's etcd-server) on loopback with free client and peer
+/// ports and a temporary data dir, stopped by its PID when dropped. `None` (after printing
+/// why) when etcd is not installed, a panic instead under `DROVER_REQUIRE_PEERS=1`.
+pub struct Etcd {
+    child: Option<Child>,
+    pub dir: tempfile::TempDir,
+    pub client_port: u16,
+    peer_port: u16,
+}
+
+impl Etcd {
+    pub fn start() -> Option<Etcd> {
+        let found = Path::new("/usr/bin/etcd").exists();
+        if !have_peer("etcd (apt-get install etcd-server)", found) {
+            return None;
+        }
+        let mut etcd = Etcd {
+            child: None,
+            dir: tempfile::Builder::new()
+                .prefix("drover-test-etcd-")
+                .tempdir()
+                .expect("tempdir"),
+            client_port: free_port(),
+            peer_port: free_port(),
+        };
+        etcd.launch();
+        Some(etcd)
+    }
+
+    /// `etcd://127.0.0.1:PORT`.
+    pub fn endpoint(&self) -> String {
+        format!("etcd://127.0.0.1:{}", self.client_port)
+    }
+
+    /// Starts the process (again, on the same data dir and ports) and waits until healthy.
+    pub fn launch(&mut self) {
+        assert!(self.child.is_none(), "etcd is already running");
+        let client = format!("http://127.0.0.1:{}", self.client_port);
+        let peer = format!("http://127.0.0.1:{}", self.peer_port);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("etcd.log"))
+            .expect("etcd log");
+        let child = Command::new("/usr/bin/etcd")
+            .args(["--name", "drover-test"])
+            .arg("--data-dir")
+            .arg(self.dir.path().join("data"))
+            .args([
+                "--listen-client-urls",
+                &client,
+                "--advertise-client-urls",
+                &client,
+            ])
+            .args([
+                "--listen-peer-urls",
+                &peer,
+                "--initial-advertise-peer-urls",
+                &peer,
+            ])
+            .args(["--initial-cluster", &format!("drover-test={peer}")])
+            .args(["--logger", "zap", "--log-level", "warn"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log.try_clone().expect("clone")))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("start etcd");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self.healthy() {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!("etcd exited with {status}; log:\n{}", self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "etcd not healthy within 30s; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn healthy(&self) -> bool {
+        use std::io::{Read as _, Write as _};
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.client_port)) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+        if s.write_all(b"GET /health HTTP/1.0\r\n\r\n").is_err() {
+            return false;
+        }
+        let mut body = String::new();
+        let _ = s.read_to_string(&mut body);
+        body.contains("\"health\":\"true\"")
+    }
+
+    /// Stops this test's own etcd cleanly: SIGTERM to its PID, then waits for it to exit.
+    pub fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while child.try_wait().ok().flatten().is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("etcd.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
 }
