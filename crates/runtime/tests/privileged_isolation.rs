@@ -1479,3 +1479,88 @@ fn tmpcopyup_fills_a_fresh_tmpfs_with_the_images_files() {
         "{out}"
     );
 }
+
+/// Whether a peer tool is installed; without it the test is skipped (printed), unless
+/// `DROVER_REQUIRE_PEERS=1`.
+fn peer(tool: &str) -> bool {
+    if Command::new(tool)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        return true;
+    }
+    if std::env::var("DROVER_REQUIRE_PEERS").as_deref() == Ok("1") {
+        panic!("{tool} is required (DROVER_REQUIRE_PEERS=1) but missing");
+    }
+    eprintln!("SKIP: {tool} is not installed");
+    false
+}
+
+#[test]
+fn runcs_own_spec_gives_the_same_mounts_dev_and_capabilities_as_runc() {
+    if !privileged() || !peer("runc") {
+        return;
+    }
+    let b = Bundle::new();
+    let st = Command::new("runc")
+        .arg("spec")
+        .current_dir(b.path())
+        .status()
+        .unwrap();
+    assert!(st.success(), "runc spec failed");
+    let path = b.path().join("config.json");
+    let mut spec: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    spec["process"]["terminal"] = json!(false);
+    // Mount point, per-mount options and type; /dev without times; the capability sets; ids.
+    spec["process"]["args"] = json!([
+        "sh",
+        "-c",
+        "awk '{print $5, $6, $(NF-2)}' /proc/self/mountinfo; \
+         ls -ln /dev | awk '{print $1, $3, $4, $5, $6, $NF}' | sort; \
+         grep -E '^(Cap|NoNewPrivs)' /proc/self/status; id; ulimit -Hn; \
+         (touch /x) 2>&1; cat /proc/keys | wc -c"
+    ]);
+    std::fs::write(&path, spec.to_string()).unwrap();
+    let state = tempfile::Builder::new()
+        .prefix("drover-test-iso-state-")
+        .tempdir()
+        .unwrap();
+    let run = |bin: &str, id: &str| {
+        let out = Command::new(bin)
+            .arg("--root")
+            .arg(state.path().join(id))
+            .args(["run", "--bundle"])
+            .arg(b.path())
+            .arg(id)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{bin}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let pid = std::process::id();
+    let theirs = run("runc", &format!("drover-test-iso-runc-{pid}"));
+    let ours = run(
+        env!("CARGO_BIN_EXE_drover-runtime"),
+        &format!("drover-test-iso-ours-{pid}"),
+    );
+    // The one known difference: on a hybrid host Drover also mounts the unified hierarchy.
+    let ours: String = ours
+        .lines()
+        .filter(|l| !l.starts_with("/sys/fs/cgroup/unified "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(
+        theirs.contains("Read-only file system") && theirs.contains("/proc/keys"),
+        "{theirs}"
+    );
+    assert_eq!(
+        ours, theirs,
+        "drover-runtime differs from runc for runc's own spec"
+    );
+}
