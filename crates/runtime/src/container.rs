@@ -166,7 +166,10 @@ fn destroy(
     }
     if let Some(cg) = &rec.cgroup {
         // Processes exec'd into a container without its own pid namespace can outlive init.
-        let _ = cg.kill_all(libc::SIGKILL);
+        // (Skipped when the cgroup is empty: kill_all freezes and thaws, which costs time.)
+        if cg.pids().map_or(true, |p| !p.is_empty()) {
+            let _ = cg.kill_all(libc::SIGKILL);
+        }
         cg.destroy()
             .with_context(|| format!("removing the cgroup of {}", rec.id))?;
     }

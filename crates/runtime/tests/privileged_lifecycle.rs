@@ -292,12 +292,9 @@ fn the_program_sees_only_stdio_and_preserved_fds() {
     if !privileged() {
         return;
     }
-    // `ls /proc/$$/fd` lists the shell's own descriptors (ls's directory fd is not among them).
-    let bundle = Bundle::new(&base_config(&[
-        "sh",
-        "-c",
-        "ls /proc/$$/fd | sort -n | tr '\\n' ' '",
-    ]));
+    // `ls /proc/$$/fd; true` lists the shell's own descriptors while it waits for ls (no pipe:
+    // the shell would hold a pipe end itself; `; true` keeps it from exec'ing ls in its place).
+    let bundle = Bundle::new(&base_config(&["sh", "-c", "ls /proc/$$/fd; true"]));
     let leak = std::fs::File::open("/etc/hostname").unwrap();
     let leak_fd = OwnedFd::from(leak);
     let raw = leak_fd.as_raw_fd();
@@ -327,7 +324,12 @@ fn the_program_sees_only_stdio_and_preserved_fds() {
         }
         let out = support::output(cmd, Duration::from_secs(30), "run with a leaked fd");
         assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-        text(&out.stdout).trim().to_string()
+        let mut fds: Vec<u32> = text(&out.stdout)
+            .split_whitespace()
+            .map(|f| f.parse().unwrap())
+            .collect();
+        fds.sort_unstable();
+        fds.iter().map(u32::to_string).collect::<Vec<_>>().join(" ")
     };
     assert_eq!(run(None), "0 1 2");
     // Negative control: the same fd, passed on purpose, is seen — the listing can see a leak.
@@ -418,9 +420,42 @@ fn exec_runs_in_the_containers_namespaces_and_returns_its_exit_code() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let pids: Vec<i64> = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(pids, [pid]);
+    // A detached exec with a pid file, then `kill --all` reaches it as well as init.
+    let exec_pid_file = c.root.path().join("exec.pid");
+    let out = c.rt(&[
+        "exec",
+        "-d",
+        "--pid-file",
+        exec_pid_file.to_str().unwrap(),
+        &c.id,
+        "sleep",
+        "999",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let exec_pid: i64 = std::fs::read_to_string(&exec_pid_file)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let out = c.rt(&["ps", "--format", "json", &c.id]);
+    let mut pids: Vec<i64> = serde_json::from_slice(&out.stdout).unwrap();
+    pids.sort();
+    let mut want = vec![pid, exec_pid];
+    want.sort();
+    assert_eq!(pids, want);
+    assert_eq!(cmdline(exec_pid).trim(), "sleep 999");
 
-    assert!(c.rt(&["kill", &c.id, "9"]).status.success());
+    assert!(c.rt(&["kill", "--all", &c.id, "9"]).status.success());
     c.wait_status("stopped");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::path::Path::new(&format!("/proc/{exec_pid}")).exists()
+        && !cmdline(exec_pid).is_empty()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "kill --all missed the exec'd process"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let out = c.rt(&["exec", &c.id, "true"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(

@@ -211,7 +211,11 @@ impl Container {
     pub fn wait_status(&self, want: &str) {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let s = self.status();
+            // Tolerates "does not exist" while a concurrent `run` has not made the state yet.
+            let out = self.rt(&["state", &self.id]);
+            let s = serde_json::from_slice::<Value>(&out.stdout)
+                .map(|v| v["status"].as_str().unwrap_or_default().to_string())
+                .unwrap_or_else(|_| text(&out.stderr));
             if s == want {
                 return;
             }
