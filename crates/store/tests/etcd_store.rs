@@ -388,3 +388,60 @@ async fn etcd_auth_with_user_and_password_and_reauth_after_restart() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_with_a_client_certificate_works_and_without_one_is_refused() {
+    let certs_dir = tempfile::tempdir().expect("cert dir");
+    let Some([ca, server_cert, server_key, client_cert, client_key]) =
+        etcd_support::make_certs(certs_dir.path())
+    else {
+        return;
+    };
+    let Some(etcd) = Etcd::start_tls(
+        [&ca, &server_cert, &server_key],
+        [ca.clone(), client_cert.clone(), client_key.clone()],
+    ) else {
+        return;
+    };
+    // etcd:// with TLS files means https://.
+    let endpoint = format!("etcd://127.0.0.1:{}", etcd.client_port);
+    let mut with_cert = EtcdConfig::parse_endpoint(&endpoint).expect("endpoint");
+    with_cert.ca_file = Some(ca.clone());
+    with_cert.cert_file = Some(client_cert);
+    with_cert.key_file = Some(client_key);
+    with_cert.request_timeout = Duration::from_secs(3);
+    let store = EtcdStore::open(with_cert).expect("open over TLS");
+    let rev = store
+        .create("/tls", val("v"))
+        .await
+        .expect("a write over TLS with a client certificate");
+    assert_eq!(
+        store
+            .get("/tls")
+            .await
+            .expect("get")
+            .map(|kv| kv.mod_revision),
+        Some(rev)
+    );
+
+    // Negative control: the same server without a client certificate refuses the client.
+    let mut no_cert = EtcdConfig::parse_endpoint(&endpoint).expect("endpoint");
+    no_cert.ca_file = Some(ca);
+    no_cert.request_timeout = Duration::from_secs(3);
+    let store = EtcdStore::open(no_cert).expect("open");
+    match store.get("/tls").await {
+        Err(Error::Unavailable(m)) => assert!(m.contains(&etcd.client_port.to_string()), "{m}"),
+        other => panic!(
+            "etcd with --client-cert-auth must refuse a client without a certificate, got {other:?}"
+        ),
+    }
+    let missing = EtcdConfig::parse_endpoint(&endpoint).map(|mut c| {
+        c.ca_file = Some(certs_dir.path().join("nope.crt"));
+        c
+    });
+    match EtcdStore::open(missing.expect("endpoint")) {
+        Err(Error::Backend(m)) => assert!(m.contains("nope.crt"), "{m}"),
+        Err(other) => panic!("a missing CA file must be named, got {other:?}"),
+        Ok(_) => panic!("a missing CA file must fail at open"),
+    }
+}

@@ -35,6 +35,8 @@ pub struct Etcd {
     pub client_port: u16,
     peer_port: u16,
     extra: Vec<String>,
+    /// Client TLS files (CA, cert, key) when the client URL is https.
+    tls: Option<[PathBuf; 3]>,
 }
 
 impl Etcd {
@@ -63,14 +65,46 @@ impl Etcd {
             client_port: free_port(),
             peer_port: free_port(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            tls: None,
         };
         etcd.launch();
         Some(etcd)
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// Starts etcd serving clients over TLS with client-certificate auth; `tls` holds the CA,
+    /// a client certificate and its key (see [`make_certs`]), used for the readiness check.
+    pub fn start_tls(server: [&Path; 3], client: [PathBuf; 3]) -> Option<Etcd> {
+        let [ca, cert, key] = server.map(|p| p.display().to_string());
+        let binary = etcd_binary()?;
+        let dir = tempfile::Builder::new()
+            .prefix("drover-test-etcd-")
+            .tempdir()
+            .expect("create etcd data dir");
+        let mut etcd = Etcd {
+            binary,
+            child: None,
+            dir,
+            client_port: free_port(),
+            peer_port: free_port(),
+            extra: vec![
+                "--cert-file".into(),
+                cert,
+                "--key-file".into(),
+                key,
+                "--trusted-ca-file".into(),
+                ca,
+                "--client-cert-auth".into(),
+            ],
+            tls: Some(client),
+        };
+        etcd.launch();
+        Some(etcd)
+    }
+
+    /// `http://127.0.0.1:PORT` (`https://` for a TLS etcd).
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.client_port)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.client_port)
     }
 
     pub fn pid(&self) -> Option<u32> {
@@ -126,6 +160,19 @@ impl Etcd {
 
     /// `GET /health` says true.
     pub fn healthy(&self) -> bool {
+        if let Some([ca, cert, key]) = &self.tls {
+            let out = Command::new("curl")
+                .args(["-s", "--max-time", "2", "--cacert"])
+                .arg(ca)
+                .arg("--cert")
+                .arg(cert)
+                .arg("--key")
+                .arg(key)
+                .arg(format!("{}/health", self.url()))
+                .output();
+            return out
+                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("\"health\":\"true\""));
+        }
         let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.client_port)) else {
             return false;
         };
@@ -179,4 +226,95 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("bind an ephemeral port")
+}
+
+/// Makes a CA, a serving certificate for 127.0.0.1 and a client certificate with `openssl`,
+/// in `dir`. Returns `(ca, server cert, server key, client cert, client key)`, or `None` (after
+/// printing why) when openssl is missing.
+pub fn make_certs(dir: &Path) -> Option<[PathBuf; 5]> {
+    if Command::new("openssl").arg("version").output().is_err() {
+        let reason = "openssl not found (apt-get install openssl)";
+        if std::env::var("DROVER_REQUIRE_PEERS").as_deref() == Ok("1") {
+            panic!("DROVER_REQUIRE_PEERS=1 but {reason}");
+        }
+        eprintln!("skipping: {reason}");
+        return None;
+    }
+    let p = |name: &str| dir.join(name);
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("run openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=drover-test-ca",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+    ]);
+    for (name, ext) in [
+        (
+            "server",
+            "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth",
+        ),
+        ("client", "extendedKeyUsage=clientAuth"),
+    ] {
+        run(&[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-subj",
+            &format!("/CN=drover-test-{name}"),
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.csr"),
+        ]);
+        std::fs::write(p(&format!("{name}.ext")), ext).expect("write ext");
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            &format!("{name}.csr"),
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            &format!("{name}.ext"),
+            "-out",
+            &format!("{name}.crt"),
+        ]);
+    }
+    Some([
+        p("ca.crt"),
+        p("server.crt"),
+        p("server.key"),
+        p("client.crt"),
+        p("client.key"),
+    ])
 }
