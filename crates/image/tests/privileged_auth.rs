@@ -1,5 +1,5 @@
-//! The 401 → token → retry flow against a small fake registry of our own on 127.0.0.1 (host
-//! loopback only): it answers `WWW-Authenticate: Bearer realm=…,service=…,scope=…`, issues a
+//! The 401 → token → retry flow against a small fake registry of our own on 127.0.0.1, inside a
+//! network namespace the test creates (the test binary re-runs itself there): it answers `WWW-Authenticate: Bearer realm=…,service=…,scope=…`, issues a
 //! token for good basic credentials and checks it on every request. Also schema-1 refusal and
 //! `drover image login`. Root is needed because the pull unpacks with owners.
 
@@ -161,7 +161,23 @@ fn docker_config(dir: &std::path::Path, user: &str, pass: &str) -> std::path::Pa
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bearer_token_flow_pulls_and_refusals_name_the_registry_and_reason() {
-    if skip_unless_root("token auth") {
+    if skip_unless_root("token auth") || common::skip_without("token auth", "ip") {
+        return;
+    }
+    const INSIDE: &str = "DROVER_TEST_INSIDE_NETNS";
+    if std::env::var_os(INSIDE).is_none() {
+        // Re-run just this test inside a fresh namespace with only `lo`; the namespace is
+        // deleted when `ns` drops, also if the assertion fails.
+        let ns = drover_testing::NetNs::create("auth").unwrap();
+        let test = "bearer_token_flow_pulls_and_refusals_name_the_registry_and_reason";
+        let st = tokio::task::block_in_place(|| {
+            ns.command(std::env::current_exe().unwrap())
+                .args(["--exact", test, "--nocapture", "--test-threads=1"])
+                .env(INSIDE, "1")
+                .status()
+                .unwrap()
+        });
+        assert!(st.success(), "the test failed inside netns {}", ns.name());
         return;
     }
     let w = tempfile::Builder::new()
