@@ -553,6 +553,9 @@ fn child_sequence(plan: &Plan, sock: BorrowedFd<'_>) -> Result<Never, ChildError
         rustix::process::set_parent_process_death_signal(None),
     )?;
     step(STEP_READY, send(sock, &[MSG_READY]))?;
+    // Signals are deliverable while the process waits for start (a created container dies of
+    // SIGTERM as runc's does), with their default actions.
+    restore_signals(&plan.sigmask)?;
     match &plan.wait {
         Wait::Fifo(fifo) => wait_fifo(fifo.as_fd())?,
         Wait::Start => match recv(sock, &mut buf) {
@@ -561,7 +564,6 @@ fn child_sequence(plan: &Plan, sock: BorrowedFd<'_>) -> Result<Never, ChildError
             Err(e) => return Err(ChildError::new(STEP_WAIT_START, e, 0)),
         },
     }
-    restore_signals(&plan.sigmask)?;
     Err(execve(exe, &plan.program))
 }
 

@@ -753,3 +753,61 @@ fn namespaces_given_by_path_are_joined_like_a_pod() {
     assert_eq!(lines[3], ns("pid").to_str().unwrap(), "{out}");
     assert_eq!(lines[4], "1", "the sandbox's sleep is visible: {out}");
 }
+
+#[test]
+fn a_container_with_a_terminal_gets_a_pty_from_its_own_devpts() {
+    if !privileged() {
+        return;
+    }
+    let mut cfg = base_config(&[
+        "sh",
+        "-c",
+        "tty; test -c /dev/console && echo console-ok; exit 5",
+    ]);
+    cfg["process"]["terminal"] = json!(true);
+    let bundle = Bundle::new(&cfg);
+    let c = Container::new("term");
+    let sock = c.root.path().join("console.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    let mut cmd = c.cmd(&[
+        "run",
+        "--console-socket",
+        sock.to_str().unwrap(),
+        "-b",
+        bundle.path().to_str().unwrap(),
+        &c.id,
+    ]);
+    cmd.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let (stream, _) = listener.accept().unwrap();
+    let mut master = std::fs::File::from(drover_runtime::console::recv_fd(&stream).unwrap());
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        match master.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let got = text(&got);
+    assert_eq!(status.code(), Some(5), "{got} / stderr: {err}");
+    assert!(got.contains("/dev/pts/0"), "{got}");
+    assert!(got.contains("console-ok"), "{got}");
+    // Negative control: without a console socket a terminal config is refused.
+    let out = c.rt(&["run", "-b", bundle.path().to_str().unwrap(), &c.id]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("--console-socket"),
+        "{}",
+        text(&out.stderr)
+    );
+}
