@@ -175,7 +175,7 @@ fn destroy(
     }
     let json = state_json(rec, Status::Stopped);
     if let Err(e) = hooks::run(Point::Poststop, hooks, &json, None) {
-        eprintln!("warning: {e:#}");
+        crate::cli::warn(&format!("{e:#}"));
     }
     root.remove(&rec.id)
 }
@@ -208,7 +208,7 @@ fn poststart(rec: &Record, hooks: Option<&oci_spec::runtime::Hooks>) {
     }
     let json = state_json(rec, Status::Running);
     if let Err(e) = hooks::run(Point::Poststart, hooks, &json, None) {
-        eprintln!("warning: {e:#}");
+        crate::cli::warn(&format!("{e:#}"));
     }
 }
 
@@ -520,7 +520,7 @@ fn launch(root: &Root, id: &str, opts: &CreateOpts, fifo: bool) -> anyhow::Resul
     let process_plan =
         crate::process::prepare(process, &crate::process::Options { user_namespace })?;
     for w in process_plan.warnings() {
-        eprintln!("warning: {w}");
+        crate::cli::warn(w);
     }
     let seccomp = compile_seccomp(linux.and_then(|l| l.seccomp().as_ref()))?;
     let layout = crate::cgroups::detect()?;
@@ -667,10 +667,12 @@ pub(crate) fn compile_seccomp(
         return Ok(Some(p));
     }
     for n in p.unknown_names() {
-        eprintln!("warning: seccomp: syscall {n:?} is not known on this architecture; skipped");
+        crate::cli::warn(&format!(
+            "seccomp: syscall {n:?} is not known on this architecture; skipped"
+        ));
     }
     for n in p.notes() {
-        eprintln!("warning: seccomp: {n}");
+        crate::cli::warn(&format!("seccomp: {n}"));
     }
     Ok(Some(p))
 }

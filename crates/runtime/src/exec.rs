@@ -212,7 +212,7 @@ fn exec(root: &Root, a: &ExecArgs) -> anyhow::Result<i32> {
     let user_namespace = rec.namespaces.iter().any(|n| n == "user");
     let process_plan = crate::process::prepare(p, &crate::process::Options { user_namespace })?;
     for w in process_plan.warnings() {
-        eprintln!("warning: {w}");
+        crate::cli::warn(w);
     }
     // The exec'd process gets the container's seccomp profile, as with runc.
     let bundle = crate::spec::load(&rec.bundle)?;

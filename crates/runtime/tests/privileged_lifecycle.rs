@@ -811,3 +811,46 @@ fn a_container_with_a_terminal_gets_a_pty_from_its_own_devpts() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn warnings_go_to_the_log_file_when_there_is_one() {
+    if !privileged() {
+        return;
+    }
+    // runc's default spec lists ambient capabilities the kernel will not raise: a warning.
+    let mut cfg = base_config(&["true"]);
+    cfg["process"]["capabilities"]["ambient"] = json!(["CAP_KILL"]);
+    let bundle = Bundle::new(&cfg);
+    let c = Container::new("warn");
+    let b = bundle.path().to_str().unwrap();
+    let out = c.rt(&["run", "-b", b, &c.id]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("warning: "),
+        "no warning without --log: {}",
+        text(&out.stderr)
+    );
+    let log = c.root.path().join("log.json");
+    let out = c.rt(&[
+        "--log",
+        log.to_str().unwrap(),
+        "--log-format",
+        "json",
+        "run",
+        "-b",
+        b,
+        &c.id,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stderr), "", "warnings leaked to stderr");
+    let line: serde_json::Value = serde_json::from_str(
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(line["level"], "warning");
+    assert!(line["msg"].as_str().unwrap().contains("ambient"), "{line}");
+}

@@ -116,20 +116,44 @@ pub(crate) fn debug() -> bool {
 }
 
 /// Where errors go.
+#[derive(Clone, Debug)]
 struct Log {
     file: Option<PathBuf>,
     json: bool,
 }
 
+/// The log settings of this invocation, for [`warn`].
+static LOG: std::sync::OnceLock<Log> = std::sync::OnceLock::new();
+
+/// A warning: to the `--log` file when there is one (podman shows the runtime's stderr to its
+/// users, and runc is quiet there), else to stderr.
+pub(crate) fn warn(msg: &str) {
+    match LOG.get() {
+        Some(log) if log.file.is_some() => log.write("warning", msg, false),
+        Some(log) => log.write("warning", msg, true),
+        None => eprintln!("warning: {msg}"),
+    }
+}
+
 impl Log {
     fn error(&self, msg: &str) {
+        self.write("error", msg, true);
+    }
+
+    fn write(&self, level: &str, msg: &str, stderr: bool) {
         let time = state::rfc3339(SystemTime::now());
         let line = if self.json {
-            serde_json::json!({"level": "error", "msg": msg, "time": time}).to_string()
+            serde_json::json!({"level": level, "msg": msg, "time": time}).to_string()
         } else {
-            format!("time=\"{time}\" level=error msg={msg:?}")
+            format!("time=\"{time}\" level={level} msg={msg:?}")
         };
-        eprintln!("{}", if self.json { &line } else { msg });
+        if stderr {
+            match (self.json, level) {
+                (true, _) => eprintln!("{line}"),
+                (false, "error") => eprintln!("{msg}"),
+                (false, _) => eprintln!("{level}: {msg}"),
+            }
+        }
         if let Some(path) = &self.file {
             let f = std::fs::OpenOptions::new()
                 .create(true)
@@ -173,6 +197,7 @@ fn dispatch(args: &[String], log: &mut Log) -> anyhow::Result<i32> {
         other => bail!("--log-format: unknown format {other:?} (use text or json)"),
     };
     DEBUG.store(g.on("debug"), Ordering::Relaxed);
+    let _ = LOG.set(log.clone());
     if g.on("version") {
         println!("drover-runtime version {}", env!("CARGO_PKG_VERSION"));
         println!("spec: 1.2.0");

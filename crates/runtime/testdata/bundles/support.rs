@@ -122,11 +122,10 @@ impl Bundle {
             std::fs::create_dir_all(dir.path().join("rootfs").join(d)).unwrap();
         }
         std::fs::copy("/bin/busybox", bin.join("busybox")).unwrap();
-        // Relative links (`busybox --install -s` would point them at the host path).
-        let list = Command::new(bin.join("busybox"))
-            .arg("--list")
-            .output()
-            .unwrap();
+        // Relative links (`busybox --install -s` would point them at the host path). The list
+        // comes from the host binary: exec-ing the fresh copy races with other test threads
+        // forking while its write fd is open (ETXTBSY).
+        let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
         assert!(list.status.success(), "busybox --list failed");
         for applet in text(&list.stdout)
             .lines()
