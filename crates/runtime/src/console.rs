@@ -151,3 +151,171 @@ pub fn recv_fd(stream: &UnixStream) -> anyhow::Result<OwnedFd> {
     }
     bail!("the console socket message carried no file descriptor")
 }
+
+impl ChildConsole {
+    /// Parent: a console whose master comes back to the runtime itself (foreground `run` and
+    /// `exec` without `--console-socket`, which then proxy the terminal like runc). Returns the
+    /// child's plan and the runtime's end of the socket.
+    pub fn pair(
+        size: Option<(u16, u16)>,
+        min_fd: i32,
+        bind_console: bool,
+    ) -> anyhow::Result<(Self, UnixStream)> {
+        let (ours, theirs) = UnixStream::pair().context("creating the console socket pair")?;
+        let socket = crate::child::dup_above(OwnedFd::from(theirs), min_fd)?;
+        Ok((
+            Self {
+                socket,
+                size,
+                bind_console,
+            },
+            ours,
+        ))
+    }
+}
+
+/// The host terminal in raw mode for as long as it lives (restored on drop).
+struct RawMode {
+    saved: Option<rustix::termios::Termios>,
+}
+
+impl RawMode {
+    fn enter() -> Self {
+        let stdin = rustix::stdio::stdin();
+        let Ok(saved) = rustix::termios::tcgetattr(stdin) else {
+            return Self { saved: None };
+        };
+        let mut raw = saved.clone();
+        raw.make_raw();
+        let _ = rustix::termios::tcsetattr(stdin, rustix::termios::OptionalActions::Now, &raw);
+        Self { saved: Some(saved) }
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        if let Some(t) = &self.saved {
+            let _ = rustix::termios::tcsetattr(
+                rustix::stdio::stdin(),
+                rustix::termios::OptionalActions::Now,
+                t,
+            );
+        }
+    }
+}
+
+/// Proxies the runtime's stdin/stdout to the container's pty `master` until `child` exits,
+/// forwarding signals (SIGWINCH also resizes the pty); returns the exit code (128+N when
+/// killed by signal N). `blocked`: the signals the runtime blocked (all but faults).
+pub(crate) fn proxy_and_wait(
+    master: OwnedFd,
+    child: i32,
+    blocked: &libc::sigset_t,
+) -> anyhow::Result<i32> {
+    use rustix::event::{PollFd, PollFlags, poll};
+    let sigfd = signal_fd(blocked)?;
+    let _raw = RawMode::enter();
+    resize(&master);
+    let stdin = rustix::stdio::stdin();
+    let stdout = rustix::stdio::stdout();
+    let (mut master_open, mut stdin_open) = (true, true);
+    let mut buf = [0u8; 8192];
+    loop {
+        let mut fds = vec![PollFd::new(&sigfd, PollFlags::IN)];
+        if master_open {
+            fds.push(PollFd::new(&master, PollFlags::IN));
+        }
+        if stdin_open {
+            fds.push(PollFd::new(&stdin, PollFlags::IN));
+        }
+        match poll(&mut fds, None) {
+            Ok(_) | Err(Errno::INTR) => {}
+            Err(e) => return Err(e).context("polling the terminal"),
+        }
+        let ready: Vec<bool> = fds.iter().map(|f| !f.revents().is_empty()).collect();
+        drop(fds);
+        let mut i = 1;
+        if master_open {
+            if ready[i] {
+                match rustix::io::read(&master, &mut buf) {
+                    Ok(0) | Err(Errno::IO) => master_open = false,
+                    Ok(n) => write_all(stdout, &buf[..n])?,
+                    Err(Errno::INTR) | Err(Errno::AGAIN) => {}
+                    Err(e) => return Err(e).context("reading the container's terminal"),
+                }
+            }
+            i += 1;
+        }
+        if stdin_open && ready[i] {
+            match rustix::io::read(stdin, &mut buf) {
+                Ok(0) => stdin_open = false,
+                Ok(n) => write_all(master.as_fd(), &buf[..n])?,
+                Err(Errno::INTR) | Err(Errno::AGAIN) => {}
+                Err(_) => stdin_open = false,
+            }
+        }
+        if ready[0] {
+            let mut info = [0u8; 128];
+            while let Ok(128) = rustix::io::read(&sigfd, &mut info) {
+                let sig = i32::from_ne_bytes([info[0], info[1], info[2], info[3]]);
+                if sig == libc::SIGWINCH {
+                    resize(&master);
+                }
+                if sig != libc::SIGCHLD {
+                    crate::container::kill_raw(child, sig);
+                }
+            }
+            if let Some(code) = reap(child)? {
+                // Drain what the program wrote before it exited.
+                while master_open {
+                    match rustix::io::read(&master, &mut buf) {
+                        Ok(n) if n > 0 => write_all(stdout, &buf[..n])?,
+                        _ => master_open = false,
+                    }
+                }
+                return Ok(code);
+            }
+        }
+    }
+}
+
+fn write_all(fd: rustix::fd::BorrowedFd<'_>, mut b: &[u8]) -> anyhow::Result<()> {
+    while !b.is_empty() {
+        match rustix::io::write(fd, b) {
+            Ok(n) => b = &b[n..],
+            Err(Errno::INTR) | Err(Errno::AGAIN) => {}
+            Err(e) => return Err(e).context("copying terminal output"),
+        }
+    }
+    Ok(())
+}
+
+fn resize(master: &OwnedFd) {
+    if let Ok(ws) = rustix::termios::tcgetwinsize(rustix::stdio::stdin()) {
+        let _ = rustix::termios::tcsetwinsize(master, ws);
+    }
+}
+
+/// The exit code of `child` if it has exited (reaped), else None.
+fn reap(child: i32) -> anyhow::Result<Option<i32>> {
+    let pid = rustix::process::Pid::from_raw(child).context("bad pid")?;
+    match rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::NOHANG) {
+        Ok(Some((_, st))) => Ok(st
+            .exit_status()
+            .or_else(|| st.terminating_signal().map(|s| 128 + s))),
+        Ok(None) => Ok(None),
+        Err(e) => Err(e).context("waitpid"),
+    }
+}
+
+#[allow(unsafe_code)]
+fn signal_fd(set: &libc::sigset_t) -> anyhow::Result<OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: signalfd on a valid, blocked signal set; the returned fd is owned below.
+    let fd = unsafe { libc::signalfd(-1, set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error()).context("signalfd");
+    }
+    // SAFETY: fd is a fresh descriptor nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}

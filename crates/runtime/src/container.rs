@@ -44,7 +44,7 @@ struct Extra {
 
 /// `create`: the container waits on the exec fifo for `start`.
 pub fn create(root: &Root, id: &str, opts: &CreateOpts) -> anyhow::Result<()> {
-    let launched = launch(root, id, opts, true)?;
+    let launched = launch(root, id, opts, true, false)?;
     drop(launched);
     Ok(())
 }
@@ -80,7 +80,7 @@ pub fn start(root: &Root, id: &str) -> anyhow::Result<()> {
 /// `run`: create and start in one process. In the foreground it forwards signals, waits, deletes
 /// the container and returns the program's exit code (128+N when killed by signal N).
 pub fn run(root: &Root, id: &str, opts: &CreateOpts, detach: bool) -> anyhow::Result<i32> {
-    let launched = launch(root, id, opts, false)?;
+    let launched = launch(root, id, opts, false, !detach)?;
     let rec = &launched.record;
     if !Point::StartContainer.of(launched.hooks.as_ref()).is_empty() {
         let mnt = open_ns(rec.pid, "mnt")?;
@@ -104,7 +104,13 @@ pub fn run(root: &Root, id: &str, opts: &CreateOpts, detach: bool) -> anyhow::Re
     if detach {
         return Ok(0);
     }
-    let code = forward_and_wait(rec.pid, &launched.sigmask)?;
+    let code = match &launched.console_peer {
+        Some(peer) => {
+            let master = crate::console::recv_fd(peer)?;
+            crate::console::proxy_and_wait(master, rec.pid, &launched.sigmask)?
+        }
+        None => forward_and_wait(rec.pid, &launched.sigmask)?,
+    };
     destroy(root, rec, launched.hooks.as_ref())?;
     Ok(code)
 }
@@ -338,6 +344,8 @@ pub(crate) fn forward_and_wait(child: i32, blocked: &libc::sigset_t) -> anyhow::
 /// What `launch` hands back: the running child, its record and what start still needs.
 struct Launched {
     child: child::Child,
+    /// The runtime's end of the console socket when it proxies the terminal itself.
+    console_peer: Option<std::os::unix::net::UnixStream>,
     record: Record,
     plan: Plan,
     hooks: Option<oci_spec::runtime::Hooks>,
@@ -449,12 +457,20 @@ fn id_map(maps: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>) -> String {
         .collect()
 }
 
-fn launch(root: &Root, id: &str, opts: &CreateOpts, fifo: bool) -> anyhow::Result<Launched> {
+/// `fifo`: wait on the exec fifo (`create`) instead of START; `proxy`: a terminal without
+/// `--console-socket` is proxied by this process (foreground `run`).
+fn launch(
+    root: &Root,
+    id: &str,
+    opts: &CreateOpts,
+    fifo: bool,
+    proxy: bool,
+) -> anyhow::Result<Launched> {
     let bundle = crate::spec::load(&opts.bundle)?;
     let spec = &bundle.spec;
     let process = spec.process().as_ref().context("process: missing")?;
     let terminal = process.terminal().unwrap_or(false);
-    if terminal && opts.console_socket.is_none() {
+    if terminal && opts.console_socket.is_none() && !proxy {
         bail!("process.terminal is true: pass --console-socket to receive the pty master");
     }
     let dir = root.create_container_dir(id)?;
@@ -489,14 +505,18 @@ fn launch(root: &Root, id: &str, opts: &CreateOpts, fifo: bool) -> anyhow::Resul
     let linux = spec.linux().as_ref();
     let uid_map = id_map(linux.and_then(|l| l.uid_mappings().as_ref()));
     let gid_map = id_map(linux.and_then(|l| l.gid_mappings().as_ref()));
+    let size = process
+        .console_size()
+        .map(|b| (b.height() as u16, b.width() as u16));
+    let mut console_peer = None;
     let console = match (&opts.console_socket, terminal) {
-        (Some(path), true) => {
-            let size = process
-                .console_size()
-                .map(|b| (b.height() as u16, b.width() as u16));
-            Some(crate::console::ChildConsole::connect(
-                path, size, min_fd, true,
-            )?)
+        (Some(path), true) => Some(crate::console::ChildConsole::connect(
+            path, size, min_fd, true,
+        )?),
+        (None, true) => {
+            let (c, peer) = crate::console::ChildConsole::pair(size, min_fd, true)?;
+            console_peer = Some(peer);
+            Some(c)
         }
         _ => None,
     };
@@ -649,6 +669,7 @@ fn launch(root: &Root, id: &str, opts: &CreateOpts, fifo: bool) -> anyhow::Resul
     undo.armed = false;
     Ok(Launched {
         child: ch,
+        console_peer,
         record,
         plan,
         hooks,

@@ -802,8 +802,16 @@ fn a_container_with_a_terminal_gets_a_pty_from_its_own_devpts() {
     assert_eq!(status.code(), Some(5), "{got} / stderr: {err}");
     assert!(got.contains("/dev/pts/0"), "{got}");
     assert!(got.contains("console-ok"), "{got}");
-    // Negative control: without a console socket a terminal config is refused.
+    // Without a console socket, a foreground run proxies the terminal itself (like runc)...
     let out = c.rt(&["run", "-b", bundle.path().to_str().unwrap(), &c.id]);
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out.stderr));
+    let o = text(&out.stdout);
+    assert!(
+        o.contains("/dev/pts/0\r\n") && o.contains("console-ok"),
+        "{o}"
+    );
+    // ... and a detached one, which has nobody to hand the terminal to, is refused.
+    let out = c.rt(&["run", "-d", "-b", bundle.path().to_str().unwrap(), &c.id]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         text(&out.stderr).contains("--console-socket"),
