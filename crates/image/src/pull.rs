@@ -198,18 +198,32 @@ pub async fn pull(
     })
 }
 
-/// Resolves the platform manifest and config, then stores everything and names the image.
-async fn fetch_image(
+/// What a registry's answer resolves to: the platform manifest and config, verified.
+struct Resolved {
+    top: Vec<u8>,
+    top_digest: Digest,
+    top_media_type: String,
+    /// The index bytes when `top` is an index.
+    index: Option<Vec<u8>>,
+    manifest_bytes: Vec<u8>,
+    manifest_digest: Digest,
+    manifest: Manifest,
+    config_bytes: Vec<u8>,
+    config: ImageConfig,
+}
+
+/// Verifies the top-level document, selects the platform manifest of an index and fetches and
+/// checks the config.
+async fn resolve(
     store: &Store,
     r: &Reference,
-    session: Session,
+    session: &Session,
     top: Vec<u8>,
     ct: Option<String>,
     opts: &PullOptions,
-) -> Result<PullReport, PullError> {
-    let full = r.to_string();
+) -> Result<Resolved, PullError> {
     let invalid = |reason: String| PullError::Invalid {
-        reference: full.clone(),
+        reference: r.to_string(),
         reason,
     };
     let top_digest = Digest::of(&top);
@@ -222,8 +236,8 @@ async fn fetch_image(
         )));
     }
     let kind = oci::classify(ct.as_deref(), &top);
-    let top_mt = media_type_of(&top, ct.as_deref(), kind);
-    let (manifest_bytes, manifest_digest, index_bytes) = match kind {
+    let top_media_type = media_type_of(&top, ct.as_deref(), kind);
+    let (manifest_bytes, manifest_digest, index) = match kind {
         DocKind::Schema1 => return Err(invalid(schema1_msg("the registry's manifest"))),
         DocKind::Unknown => {
             return Err(invalid(format!(
@@ -277,49 +291,113 @@ async fn fetch_image(
     let config: ImageConfig = serde_json::from_slice(&config_bytes)
         .map_err(|e| invalid(format!("bad image config: {e}")))?;
     check_layers(&manifest, &config, &manifest_digest)?;
+    Ok(Resolved {
+        top,
+        top_digest,
+        top_media_type,
+        index,
+        manifest_bytes,
+        manifest_digest,
+        manifest,
+        config_bytes,
+        config,
+    })
+}
 
+/// Stores everything an image needs and names it, holding the store's writer lock.
+async fn fetch_image(
+    store: &Store,
+    r: &Reference,
+    session: Session,
+    top: Vec<u8>,
+    ct: Option<String>,
+    opts: &PullOptions,
+) -> Result<PullReport, PullError> {
+    let res = resolve(store, r, &session, top, ct, opts).await?;
     let st = store.clone();
     let guard = tokio::task::spawn_blocking(move || st.writer())
         .await
         .expect("lock task")?;
-    let mut fetched = Vec::new();
-    let mut present = 0usize;
-    for (bytes, d) in [
-        (&config_bytes, &manifest.config.digest),
-        (&manifest_bytes, &manifest_digest),
-    ] {
-        if store.has_blob(d) {
-            present += 1;
-        } else {
-            store.put_blob(bytes, Some(d))?;
-            fetched.push(d.clone());
-        }
+    let mut counts = Counts::default();
+    let small = [
+        (&res.config_bytes, &res.manifest.config.digest),
+        (&res.manifest_bytes, &res.manifest_digest),
+    ];
+    for (bytes, d) in small {
+        counts.put(store, bytes, d)?;
     }
     let image = ImageRecord {
-        name: full.clone(),
+        name: r.to_string(),
         target: Descriptor {
-            media_type: top_mt,
-            digest: top_digest.clone(),
-            size: top.len() as u64,
+            media_type: res.top_media_type.clone(),
+            digest: res.top_digest.clone(),
+            size: res.top.len() as u64,
             platform: None,
             annotations: Default::default(),
         },
-        manifest: manifest_digest.clone(),
-        config: manifest.config.digest.clone(),
+        manifest: res.manifest_digest.clone(),
+        config: res.manifest.config.digest.clone(),
     };
     if std::env::var_os(FAULT_NAME_EARLY).is_some() {
         // Deliberately broken variant for the crash test's negative control.
         store.set_image(&image)?;
     }
+    let session = Arc::new(session);
+    fetch_layers(store, &session, r, &res, opts, &mut counts).await?;
+    if let Some(ib) = &res.index {
+        counts.put(store, ib, &res.top_digest)?;
+    }
+    store.set_image(&image)?;
+    drop(guard);
+    Ok(PullReport {
+        image,
+        fetched: counts.fetched,
+        fetched_bytes: counts.fetched_bytes,
+        present: counts.present,
+        source: session.endpoint().describe(),
+    })
+}
+
+/// What was fetched and what was already there.
+#[derive(Default)]
+struct Counts {
+    fetched: Vec<Digest>,
+    fetched_bytes: u64,
+    present: usize,
+}
+
+impl Counts {
+    /// Stores a small verified document unless present.
+    fn put(&mut self, store: &Store, bytes: &[u8], d: &Digest) -> Result<(), PullError> {
+        if store.has_blob(d) {
+            self.present += 1;
+        } else {
+            store.put_blob(bytes, Some(d))?;
+            self.fetched.push(d.clone());
+            self.fetched_bytes += bytes.len() as u64;
+        }
+        Ok(())
+    }
+}
+
+/// Downloads (at most `opts.concurrency` at once) and unpacks every layer.
+async fn fetch_layers(
+    store: &Store,
+    session: &Arc<Session>,
+    r: &Reference,
+    res: &Resolved,
+    opts: &PullOptions,
+    counts: &mut Counts,
+) -> Result<(), PullError> {
+    let layers = &res.manifest.layers;
     let (progress, ticker) = Progress::start(r.familiar(), opts.progress);
     progress
         .layers_total
-        .store(manifest.layers.len() as u64, Ordering::Relaxed);
-    let session = Arc::new(session);
+        .store(layers.len() as u64, Ordering::Relaxed);
     let sem = Arc::new(Semaphore::new(opts.concurrency.max(1)));
-    let chains = chain_ids(&config.rootfs.diff_ids);
+    let chains = chain_ids(&res.config.rootfs.diff_ids);
     let mut tasks = tokio::task::JoinSet::new();
-    for (i, layer) in manifest.layers.iter().enumerate() {
+    for (i, layer) in layers.iter().enumerate() {
         let (store, session, sem, progress) = (
             store.clone(),
             session.clone(),
@@ -328,15 +406,10 @@ async fn fetch_image(
         );
         let (layer, diff, chain) = (
             layer.clone(),
-            config.rootfs.diff_ids[i].clone(),
+            res.config.rootfs.diff_ids[i].clone(),
             chains[i].clone(),
         );
-        let what = format!(
-            "layer {}/{} ({}) of {full}",
-            i + 1,
-            manifest.layers.len(),
-            layer.digest
-        );
+        let what = format!("layer {}/{} ({}) of {r}", i + 1, layers.len(), layer.digest);
         progress.total.fetch_add(layer.size, Ordering::Relaxed);
         tasks.spawn(async move {
             let _permit = sem.acquire_owned().await.expect("semaphore open");
@@ -349,45 +422,23 @@ async fn fetch_image(
             Ok::<_, PullError>(got)
         });
     }
-    let mut fetched_bytes = 0;
     let mut first_err = None;
     while let Some(res) = tasks.join_next().await {
         match res.expect("layer task") {
             Ok(Some((d, n))) => {
-                fetched.push(d);
-                fetched_bytes += n;
+                counts.fetched.push(d);
+                counts.fetched_bytes += n;
             }
-            Ok(None) => present += 1,
+            Ok(None) => counts.present += 1,
             // The other layers finish (or fail) on their own: aborting would leave detached
             // unpack threads behind; every task cleans up after itself on error.
             Err(e) => {
-                if first_err.is_none() {
-                    first_err = Some(e);
-                }
+                first_err.get_or_insert(e);
             }
         }
     }
     progress.finish(ticker).await;
-    if let Some(e) = first_err {
-        return Err(e);
-    }
-    if let Some(ib) = &index_bytes {
-        if store.has_blob(&top_digest) {
-            present += 1;
-        } else {
-            store.put_blob(ib, Some(&top_digest))?;
-            fetched.push(top_digest.clone());
-        }
-    }
-    store.set_image(&image)?;
-    drop(guard);
-    Ok(PullReport {
-        image,
-        fetched,
-        fetched_bytes,
-        present,
-        source: session.endpoint().describe(),
-    })
+    first_err.map_or(Ok(()), Err)
 }
 
 /// Downloads one blob unless present; returns its digest and size when it was fetched.

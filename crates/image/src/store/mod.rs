@@ -18,9 +18,9 @@
 //! write-to-temp + fsync + rename, so a reader sees the old or the new file, never a mix. An
 //! image appears in `index.json` only after all its blobs and snapshots are in place.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
@@ -30,6 +30,12 @@ use crate::lock::FileLock;
 use crate::oci::{self, Descriptor, DocKind, ImageConfig, Index, Manifest, Platform};
 use crate::reference::Reference;
 use crate::unpack::{UnpackError, open_layer, unpack_layer};
+
+mod blob;
+mod gc;
+
+pub use blob::BlobWriter;
+pub(crate) use blob::{atomic_write, sync_dir};
 
 /// Annotation carrying the platform manifest chosen for a name (equal to the target for a
 /// single-platform image).
@@ -577,163 +583,6 @@ impl Store {
         }
         Ok(self.root.join("leases").join(name))
     }
-
-    // === garbage collection and checks ===
-
-    /// Removes every blob and snapshot no name or lease reaches, and leftovers of interrupted
-    /// work. Waits for running writers (pulls, imports) to finish.
-    pub fn gc(&self) -> Result<GcReport> {
-        let _g = self.exclusive()?;
-        let (blobs, snaps) = self.reachable()?;
-        let mut rep = GcReport::default();
-        let bdir = self.root.join("blobs/sha256");
-        for e in fs::read_dir(&bdir)
-            .map_err(ioe("listing", &bdir))?
-            .flatten()
-        {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if !blobs.contains(&name) {
-                rep.bytes += e.metadata().map(|m| m.len()).unwrap_or(0);
-                fs::remove_file(e.path()).map_err(ioe("removing", &e.path()))?;
-                rep.blobs += 1;
-            }
-        }
-        let sdir = self.root.join("snapshots");
-        for e in fs::read_dir(&sdir)
-            .map_err(ioe("listing", &sdir))?
-            .flatten()
-        {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with(".tmp-") {
-                fs::remove_dir_all(e.path()).map_err(ioe("removing", &e.path()))?;
-                rep.leftovers += 1;
-            } else if !snaps.contains(&name) {
-                fs::remove_dir_all(e.path()).map_err(ioe("removing", &e.path()))?;
-                rep.snapshots += 1;
-            }
-        }
-        for d in ["ingest", "locks"] {
-            let dir = self.root.join(d);
-            for e in fs::read_dir(&dir).map_err(ioe("listing", &dir))?.flatten() {
-                let name = e.file_name().to_string_lossy().into_owned();
-                // Per-item lock files are only taken under the shared store lock, which we
-                // hold exclusively: nobody can hold them now.
-                if d == "locks" && (name == "store" || name == "index") {
-                    continue;
-                }
-                if d == "ingest" {
-                    rep.bytes += e.metadata().map(|m| m.len()).unwrap_or(0);
-                    rep.leftovers += 1;
-                }
-                let _ = fs::remove_file(e.path());
-            }
-        }
-        sync_dir(&bdir)?;
-        Ok(rep)
-    }
-
-    /// Blob hexes and snapshot hexes reachable from names and leases.
-    fn reachable(&self) -> Result<(HashSet<String>, HashSet<String>)> {
-        let mut roots: Vec<Digest> = Vec::new();
-        for r in self.images()? {
-            roots.push(r.target.digest.clone());
-            roots.push(r.manifest.clone());
-        }
-        let ldir = self.root.join("leases");
-        for e in fs::read_dir(&ldir)
-            .map_err(ioe("listing", &ldir))?
-            .flatten()
-        {
-            if let Ok(s) = fs::read_to_string(e.path())
-                && let Ok(d) = s.trim().parse::<Digest>()
-            {
-                roots.push(d);
-            }
-        }
-        let mut blobs = HashSet::new();
-        let mut snaps = HashSet::new();
-        while let Some(d) = roots.pop() {
-            if !blobs.insert(d.hex().to_owned()) {
-                continue;
-            }
-            let Ok(bytes) = self.read_blob(&d) else {
-                continue;
-            };
-            match oci::classify(None, &bytes) {
-                DocKind::Index => {
-                    if let Ok(idx) = serde_json::from_slice::<Index>(&bytes) {
-                        roots.extend(idx.manifests.into_iter().map(|m| m.digest));
-                    }
-                }
-                DocKind::Manifest => {
-                    if let Ok(m) = serde_json::from_slice::<Manifest>(&bytes) {
-                        blobs.insert(m.config.digest.hex().to_owned());
-                        blobs.extend(m.layers.iter().map(|l| l.digest.hex().to_owned()));
-                        if let Ok(cfg) = self.config_blob(&m.config.digest) {
-                            snaps.extend(
-                                chain_ids(&cfg.rootfs.diff_ids)
-                                    .iter()
-                                    .map(|c| c.hex().to_owned()),
-                            );
-                        }
-                    }
-                }
-                _ => {}
-            }
-        }
-        Ok((blobs, snaps))
-    }
-
-    /// Verifies the store: every blob re-hashes to its name, and every named image has all its
-    /// blobs and snapshots. Returns the problems found (empty when consistent).
-    pub fn check(&self) -> Result<Vec<String>> {
-        let mut problems = Vec::new();
-        let bdir = self.root.join("blobs/sha256");
-        for e in fs::read_dir(&bdir)
-            .map_err(ioe("listing", &bdir))?
-            .flatten()
-        {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let mut h = Sha256::new();
-            let mut f = File::open(e.path()).map_err(ioe("opening", &e.path()))?;
-            io::copy(&mut f, &mut h).map_err(ioe("reading", &e.path()))?;
-            let got = Digest::from_hasher(h);
-            if got.hex() != name {
-                problems.push(format!("blob {name} hashes to {got}"));
-            }
-        }
-        for rec in self.images()? {
-            if !self.has_blob(&rec.target.digest) {
-                problems.push(format!(
-                    "{}: target {} missing",
-                    rec.name, rec.target.digest
-                ));
-            }
-            let m = match self.manifest(&rec.manifest) {
-                Ok(m) => m,
-                Err(e) => {
-                    problems.push(format!("{}: manifest: {e}", rec.name));
-                    continue;
-                }
-            };
-            for l in m.layers.iter().chain([&m.config]) {
-                if !self.has_blob(&l.digest) {
-                    problems.push(format!("{}: blob {} missing", rec.name, l.digest));
-                }
-            }
-            match self.config(&rec) {
-                Ok(cfg) => {
-                    for c in chain_ids(&cfg.rootfs.diff_ids) {
-                        if !self.snapshot_path(&c).is_dir() {
-                            problems.push(format!("{}: snapshot {c} missing", rec.name));
-                        }
-                    }
-                }
-                Err(e) => problems.push(format!("{}: config: {e}", rec.name)),
-            }
-        }
-        Ok(problems)
-    }
 }
 
 /// Checks that a manifest's layers and its config's diff IDs line up and are unpackable.
@@ -822,105 +671,4 @@ fn index_bytes(list: &[ImageRecord]) -> Result<Vec<u8>> {
         annotations: BTreeMap::new(),
     };
     Ok(serde_json::to_vec_pretty(&idx).expect("index serializes"))
-}
-
-/// Writes a file atomically: temp file, fsync, rename, fsync of the directory.
-pub(crate) fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().expect("store paths have parents");
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}-{:08x}",
-        path.file_name().expect("file name").to_string_lossy(),
-        std::process::id(),
-        rand::random::<u32>()
-    ));
-    let res = (|| {
-        let mut f = File::create(&tmp).map_err(ioe("creating", &tmp))?;
-        f.write_all(bytes).map_err(ioe("writing", &tmp))?;
-        f.sync_all().map_err(ioe("syncing", &tmp))?;
-        fs::rename(&tmp, path).map_err(ioe("renaming into", path))?;
-        sync_dir(dir)
-    })();
-    if res.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    res
-}
-
-pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(ioe("syncing", dir))
-}
-
-/// A blob being written; verified and renamed into place by `commit`, removed if dropped.
-#[derive(Debug)]
-pub struct BlobWriter {
-    file: Option<File>,
-    tmp: PathBuf,
-    dest: PathBuf,
-    hasher: Sha256,
-    count: u64,
-    expected: Digest,
-    expected_size: Option<u64>,
-    what: String,
-    _lock: FileLock,
-}
-
-impl BlobWriter {
-    /// Describes the blob in errors (e.g. `layer 2/5 of nginx:1.27`).
-    pub fn describe(&mut self, what: String) {
-        self.what = what;
-    }
-
-    /// Appends bytes. Fails early when more bytes arrive than the descriptor's size.
-    pub fn write(&mut self, buf: &[u8]) -> Result<()> {
-        self.count += buf.len() as u64;
-        if let Some(s) = self.expected_size
-            && self.count > s
-        {
-            return Err(StoreError::DigestMismatch {
-                what: self.what.clone(),
-                expected: self.expected.clone(),
-                expected_size: s,
-                actual: Digest::from_hasher(self.hasher.clone()),
-                actual_size: self.count,
-            });
-        }
-        self.hasher.update(buf);
-        let f = self.file.as_mut().expect("open until commit");
-        f.write_all(buf).map_err(ioe("writing", &self.tmp))
-    }
-
-    /// Bytes written so far.
-    pub fn written(&self) -> u64 {
-        self.count
-    }
-
-    /// Verifies digest and size, syncs and renames the blob into place.
-    pub fn commit(mut self) -> Result<()> {
-        let got = Digest::from_hasher(self.hasher.clone());
-        let size_ok = self.expected_size.is_none_or(|s| s == self.count);
-        if got != self.expected || !size_ok {
-            return Err(StoreError::DigestMismatch {
-                what: self.what.clone(),
-                expected: self.expected.clone(),
-                expected_size: self.expected_size.unwrap_or(0),
-                actual: got,
-                actual_size: self.count,
-            });
-        }
-        let f = self.file.take().expect("open until commit");
-        f.sync_all().map_err(ioe("syncing", &self.tmp))?;
-        drop(f);
-        fs::rename(&self.tmp, &self.dest).map_err(ioe("committing blob", &self.dest))?;
-        sync_dir(self.dest.parent().expect("blob dir"))
-    }
-}
-
-impl Drop for BlobWriter {
-    fn drop(&mut self) {
-        if self.file.is_some() {
-            let _ = fs::remove_file(&self.tmp);
-        }
-    }
 }
