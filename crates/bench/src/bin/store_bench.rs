@@ -7,6 +7,10 @@
 //! its own transaction and sync: the "no group commit" variant. After the writes, `--range-repeat`
 //! reads the whole prefix back in pages of 500 (as Drover's paged LIST does) and times it.
 //!
+//! For the store-backed targets (`sqlite`, `drover-etcd`) a watch on the prefix runs during the
+//! measured writes, and `watch_delivery` is each event's receipt time minus its write's
+//! acknowledgement time.
+//!
 //! Every run prints one JSON line; `scripts/bench/store.sh` drives the runs and
 //! `docs/benchmarks.md` records the results.
 
@@ -19,7 +23,9 @@ use std::time::Instant;
 use anyhow::Context as _;
 use bytes::Bytes;
 use clap::{Args, Parser, Subcommand};
-use drover_store::{RangeRequest, SqliteConfig, SqliteStore, Store, prefix_end};
+use drover_store::{
+    EtcdConfig, EtcdStore, RangeRequest, Revision, SqliteConfig, SqliteStore, Store, prefix_end,
+};
 #[cfg(feature = "etcd")]
 use etcd_client::{Client, Compare, CompareOp, GetOptions, KvClient, Txn, TxnOp};
 use serde_json::json;
@@ -46,7 +52,16 @@ enum Backend {
         #[command(flatten)]
         load: Load,
     },
-    /// etcd over gRPC (built with `--features etcd`, which needs `protoc`).
+    /// Drover's etcd backend (`EtcdStore`, the store `drover server --datastore-endpoint
+    /// etcd://…` uses), with watch delivery latency.
+    DroverEtcd {
+        /// Client URL, e.g. http://127.0.0.1:23790.
+        #[arg(long)]
+        endpoint: String,
+        #[command(flatten)]
+        load: Load,
+    },
+    /// etcd over gRPC with the bare client (built with `--features etcd`).
     #[cfg(feature = "etcd")]
     Etcd {
         /// Client URL, e.g. http://127.0.0.1:23790.
@@ -86,16 +101,17 @@ struct Load {
 #[derive(Clone)]
 enum Target {
     Sqlite(Arc<SqliteStore>),
+    DroverEtcd(Arc<EtcdStore>),
     #[cfg(feature = "etcd")]
     Etcd(KvClient),
 }
 
 impl Target {
-    async fn create(&mut self, key: String, value: Bytes) -> anyhow::Result<()> {
+    /// Creates `key`; returns its revision (None for the bare etcd client).
+    async fn create(&mut self, key: String, value: Bytes) -> anyhow::Result<Option<Revision>> {
         match self {
-            Target::Sqlite(s) => {
-                s.create(&key, value).await?;
-            }
+            Target::Sqlite(s) => return Ok(Some(s.create(&key, value).await?)),
+            Target::DroverEtcd(s) => return Ok(Some(s.create(&key, value).await?)),
             #[cfg(feature = "etcd")]
             Target::Etcd(kv) => {
                 let txn = Txn::new()
@@ -108,7 +124,18 @@ impl Target {
                 );
             }
         }
-        Ok(())
+        #[allow(unreachable_code)]
+        Ok(None)
+    }
+
+    /// The store behind this target, for the watch-latency measurement.
+    fn store(&self) -> Option<drover_store::AnyStore> {
+        match self {
+            Target::Sqlite(s) => Some((**s).clone().into()),
+            Target::DroverEtcd(s) => Some((**s).clone().into()),
+            #[cfg(feature = "etcd")]
+            Target::Etcd(_) => None,
+        }
     }
 
     /// Reads every key under `prefix` in pages of 500; returns the number of keys.
@@ -118,17 +145,20 @@ impl Target {
         let mut start = prefix.to_owned();
         let mut n = 0;
         loop {
+            let req = RangeRequest {
+                start: start.clone(),
+                end: end.clone(),
+                limit: PAGE as u64,
+                revision: 0,
+                skip_count: true,
+            };
             let (keys, more): (Vec<String>, bool) = match self {
                 Target::Sqlite(s) => {
-                    let r = s
-                        .range(RangeRequest {
-                            start: start.clone(),
-                            end: end.clone(),
-                            limit: PAGE as u64,
-                            revision: 0,
-                            skip_count: true,
-                        })
-                        .await?;
+                    let r = s.range(req).await?;
+                    (r.kvs.into_iter().map(|kv| kv.key).collect(), r.more)
+                }
+                Target::DroverEtcd(s) => {
+                    let r = s.range(req).await?;
                     (r.kvs.into_iter().map(|kv| kv.key).collect(), r.more)
                 }
                 #[cfg(feature = "etcd")]
@@ -176,6 +206,14 @@ fn main() -> anyhow::Result<()> {
                 )
                 .await
             }
+            Backend::DroverEtcd { endpoint, load } => {
+                let mut config =
+                    EtcdConfig::parse_endpoint(&endpoint).map_err(|e| anyhow::anyhow!(e))?;
+                // Measure the store, not the server's maintenance.
+                config.maintenance = false;
+                let store = Arc::new(EtcdStore::open(config)?);
+                run("drover-etcd", Target::DroverEtcd(store), &load, None).await
+            }
             #[cfg(feature = "etcd")]
             Backend::Etcd { endpoint, load } => {
                 let client = Client::connect([endpoint.as_str()], None)
@@ -201,10 +239,33 @@ async fn run(
     let gate = Arc::new(Mutex::new(()));
     // Warm-up keys live beside the measured prefix, so the range phase reads only measured keys.
     let warmup_prefix = format!("{}-warmup/", load.prefix.trim_end_matches('/'));
-    write_phase(&target, load, &warmup_prefix, load.warmup, &value, &gate).await?;
+    write_phase(
+        &target,
+        load,
+        &warmup_prefix,
+        load.warmup,
+        &value,
+        &gate,
+        None,
+    )
+    .await?;
     let before = sqlite.map(|s| s.stats());
+    let acks: Acks = Arc::new(ack_map::Map::default());
+    let watcher = match target.store() {
+        Some(store) => Some(watch_latency(store, &load.prefix, load.ops, Arc::clone(&acks)).await?),
+        None => None,
+    };
     let started = Instant::now();
-    let mut samples = write_phase(&target, load, &load.prefix, load.ops, &value, &gate).await?;
+    let mut samples = write_phase(
+        &target,
+        load,
+        &load.prefix,
+        load.ops,
+        &value,
+        &gate,
+        Some(&acks),
+    )
+    .await?;
     let secs = started.elapsed().as_secs_f64();
     let after = sqlite.map(|s| s.stats());
     let mut out = json!({
@@ -218,6 +279,12 @@ async fn run(
         "ops_per_s": round3(samples.len() as f64 / secs),
         "latency": samples.summary(),
     });
+    if let Some(watcher) = watcher {
+        let mut delivery = tokio::time::timeout(std::time::Duration::from_secs(60), watcher)
+            .await
+            .context("the watch did not deliver every write within 60 s")???;
+        out["watch_delivery"] = delivery.summary();
+    }
     if let (Some(b), Some(a)) = (before, after) {
         out["commits"] = json!(a.commits - b.commits);
         out["fsyncs"] = json!(a.fsyncs - b.fsyncs);
@@ -245,6 +312,7 @@ async fn write_phase(
     ops: usize,
     value: &Bytes,
     gate: &Arc<Mutex<()>>,
+    acks: Option<&Acks>,
 ) -> anyhow::Result<Samples> {
     let per = ops.div_ceil(load.writers.max(1));
     let mut tasks = Vec::new();
@@ -256,6 +324,7 @@ async fn write_phase(
             load.serialize,
         );
         let prefix = prefix.to_owned();
+        let acks = acks.cloned();
         let n = per.min(ops.saturating_sub(w * per));
         tasks.push(tokio::spawn(async move {
             let mut samples = Samples::with_capacity(n);
@@ -267,8 +336,11 @@ async fn write_phase(
                 } else {
                     None
                 };
-                t.create(key, value.clone()).await?;
+                let rev = t.create(key, value.clone()).await?;
                 drop(guard);
+                if let (Some(acks), Some(rev)) = (&acks, rev) {
+                    acks.insert(rev, Instant::now());
+                }
                 samples.push(s.elapsed());
             }
             anyhow::Ok(samples)
@@ -279,4 +351,67 @@ async fn write_phase(
         all.extend(t.await??);
     }
     Ok(all)
+}
+
+/// When each measured write was acknowledged, by revision.
+type Acks = Arc<ack_map::Map>;
+
+/// Acknowledgement times shared by the writers and the watch task.
+mod ack_map {
+    use std::collections::HashMap;
+    use std::time::Instant;
+
+    #[derive(Default)]
+    pub(crate) struct Map(std::sync::Mutex<HashMap<i64, Instant>>);
+
+    impl Map {
+        pub(crate) fn insert(&self, rev: i64, at: Instant) {
+            self.0.lock().expect("acks lock").insert(rev, at);
+        }
+        pub(crate) fn get(&self, rev: i64) -> Option<Instant> {
+            self.0.lock().expect("acks lock").get(&rev).copied()
+        }
+    }
+}
+
+/// Starts a watch on `prefix` from now and returns a task that, once `ops` events arrived,
+/// yields each event's delivery latency: receipt minus the writer's acknowledgement (0 when
+/// the event arrived first).
+async fn watch_latency(
+    store: drover_store::AnyStore,
+    prefix: &str,
+    ops: usize,
+    acks: Acks,
+) -> anyhow::Result<tokio::task::JoinHandle<anyhow::Result<Samples>>> {
+    let from = store.current_revision().await?;
+    let mut stream = store.watch(prefix, from).await?;
+    Ok(tokio::spawn(async move {
+        let mut received = Vec::with_capacity(ops);
+        while received.len() < ops {
+            match stream.recv().await {
+                Some(Ok(batch)) => {
+                    let now = Instant::now();
+                    received.extend(batch.events.iter().map(|e| (e.revision(), now)));
+                }
+                Some(Err(e)) => anyhow::bail!("watch failed: {e}"),
+                None => anyhow::bail!("watch ended after {} events", received.len()),
+            }
+        }
+        let mut samples = Samples::with_capacity(ops);
+        for (rev, at) in received {
+            // The writer records its ack just after the call returns; give it a moment.
+            let mut ack = acks.get(rev);
+            for _ in 0..100 {
+                if ack.is_some() {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                ack = acks.get(rev);
+            }
+            let ack =
+                ack.ok_or_else(|| anyhow::anyhow!("revision {rev} was never acknowledged"))?;
+            samples.push(at.saturating_duration_since(ack));
+        }
+        Ok(samples)
+    }))
 }
