@@ -35,6 +35,21 @@ pub(crate) fn main(root: &Root, f: &crate::cli::flags::Parsed) -> anyhow::Result
 }
 
 fn parse(root: &Root, f: &crate::cli::flags::Parsed) -> anyhow::Result<ExecArgs> {
+    for (flag, what) in [
+        ("apparmor", "AppArmor is not supported by drover runtime"),
+        (
+            "process-label",
+            "SELinux is not supported by drover runtime",
+        ),
+        (
+            "cgroup",
+            "joining a sub-cgroup is not supported by drover runtime",
+        ),
+    ] {
+        if f.get(flag).is_some_and(|v| !v.is_empty()) {
+            bail!("--{flag}: {what}");
+        }
+    }
     let Some((id, cmd)) = f.rest.split_first() else {
         bail!("exec: usage: exec [options] <container-id> <command> [args…] (or -p process.json)");
     };
