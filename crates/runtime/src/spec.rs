@@ -260,6 +260,32 @@ mod tests {
     }
 
     #[test]
+    fn mangled_configs_are_errors_never_panics() {
+        // A cheap deterministic fuzz: every truncation and a byte substitution at every
+        // position of a valid config parse and check without panicking.
+        let good = with(|v| {
+            v["hostname"] = "h".into();
+            v["linux"]["uidMappings"] = serde_json::json!([]);
+            v["process"]["rlimits"] =
+                serde_json::json!([{"type": "RLIMIT_NOFILE", "hard": 1, "soft": 1}]);
+        });
+        let bytes = good.as_bytes();
+        let mut rejected = 0;
+        for i in 0..bytes.len() {
+            if parse(&bytes[..i]).and_then(|s| check(&s)).is_err() {
+                rejected += 1;
+            }
+            for sub in [b'"', b'1', b'{', b']', 0xff] {
+                let mut m = bytes.to_vec();
+                m[i] = sub;
+                let _ = parse(&m).and_then(|s| check(&s));
+            }
+        }
+        // Every strict prefix is incomplete JSON.
+        assert_eq!(rejected, bytes.len());
+    }
+
+    #[test]
     fn missing_rootfs_directory_is_reported() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("config.json"), MINIMAL).unwrap();
