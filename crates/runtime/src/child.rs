@@ -495,6 +495,14 @@ fn child_sequence(plan: &Plan, sock: BorrowedFd<'_>) -> Result<Never, ChildError
             STEP_USERNS_ROOT,
             rustix::thread::set_thread_res_uid(uid(0), uid(0), uid(0)),
         )?;
+        // The runtime made itself non-dumpable (CVE-2019-5736); inside a user namespace that
+        // would leave /proc/self owned by the host's root, out of reach of the container's root
+        // (e.g. oom_score_adj). Container root cannot write the host's binary anyway (runc does
+        // the same).
+        step(
+            STEP_USERNS_ROOT,
+            rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::Dumpable),
+        )?;
     }
     for j in &plan.joins {
         setns(j.fd.as_fd(), j.nstype).map_err(|e| ChildError::new(STEP_SETNS, e, j.index))?;
@@ -728,6 +736,18 @@ fn execve(exe: &CStr, p: &Program) -> ChildError {
         errno: last_errno(),
         index: 0,
     }
+}
+
+/// `prctl(PR_SET_DUMPABLE, 0)`: while this binary runs inside a container's namespaces (the
+/// child until `execve`, the whole `exec` parent), no container process can open its
+/// `/proc/PID/exe` or memory (CVE-2019-5736). `execve` of the program resets it.
+#[allow(unsafe_code)]
+pub(crate) fn set_dumpable_off() -> anyhow::Result<()> {
+    // SAFETY: prctl(PR_SET_DUMPABLE, 0) takes integers only.
+    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } < 0 {
+        return Err(std::io::Error::last_os_error()).context("prctl(PR_SET_DUMPABLE, 0)");
+    }
+    Ok(())
 }
 
 /// Blocks the signals the parent forwards (and SIGCHLD) and returns the previous mask, which

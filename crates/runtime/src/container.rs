@@ -466,6 +466,7 @@ fn launch(
     fifo: bool,
     proxy: bool,
 ) -> anyhow::Result<Launched> {
+    child::set_dumpable_off()?;
     let bundle = crate::spec::load(&opts.bundle)?;
     let spec = &bundle.spec;
     let process = spec.process().as_ref().context("process: missing")?;

@@ -29,7 +29,7 @@ struct ExecArgs {
 
 /// Runs `exec` and returns the exit code (the program's in the foreground).
 pub(crate) fn main(root: &Root, f: &crate::cli::flags::Parsed) -> anyhow::Result<i32> {
-    set_dumpable_off()?;
+    child::set_dumpable_off()?;
     let args = parse(root, f)?;
     exec(root, &args)
 }
@@ -159,15 +159,6 @@ fn add_caps(p: &mut Process, caps: &[String]) -> anyhow::Result<()> {
         }
     }
     p.set_capabilities(Some(set));
-    Ok(())
-}
-
-#[allow(unsafe_code)]
-fn set_dumpable_off() -> anyhow::Result<()> {
-    // SAFETY: prctl(PR_SET_DUMPABLE, 0) takes integers only.
-    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } < 0 {
-        return Err(std::io::Error::last_os_error()).context("prctl(PR_SET_DUMPABLE, 0)");
-    }
     Ok(())
 }
 

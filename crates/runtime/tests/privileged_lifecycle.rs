@@ -270,9 +270,11 @@ fn a_user_namespace_maps_the_configured_ids() {
     let mut cfg = base_config(&[
         "sh",
         "-c",
-        "id -u; id -g; cat /proc/self/uid_map /proc/self/gid_map",
+        "id -u; id -g; cat /proc/self/uid_map /proc/self/gid_map /proc/self/oom_score_adj",
     ]);
     cfg["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+    // Written by the container's root through its own /proc/self (needs it dumpable again).
+    cfg["process"]["oomScoreAdj"] = json!(123);
     cfg["linux"]["namespaces"] = json!([{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "user"}, {"type": "network"}]);
     cfg["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
     cfg["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 300000, "size": 65536}]);
@@ -281,7 +283,7 @@ fn a_user_namespace_maps_the_configured_ids() {
     assert_eq!(
         words,
         [
-            "1000", "1000", "0", "200000", "65536", "0", "300000", "65536"
+            "1000", "1000", "0", "200000", "65536", "0", "300000", "65536", "123"
         ],
         "{out}"
     );
