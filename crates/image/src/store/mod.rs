@@ -240,6 +240,8 @@ impl Store {
 
     /// Starts writing a blob. Returns `None` when the blob is already present (checked after
     /// taking the blob's lock, so a concurrent writer of the same blob is waited for).
+    /// Hold [`Store::writer`] from here until the blob is named (or leased), or a concurrent
+    /// [`Store::gc`] may collect it.
     pub fn blob_writer(&self, expected: &Digest, size: Option<u64>) -> Result<Option<BlobWriter>> {
         let lp = self
             .root
@@ -381,7 +383,8 @@ impl Store {
     }
 
     /// Unpacks a layer into the snapshot of `chain_id` unless it exists. The layer blob must be
-    /// in the store. The snapshot appears under its final name only when complete.
+    /// in the store. The snapshot appears under its final name only when complete. Like blob
+    /// writes, call it while holding [`Store::writer`].
     pub fn ensure_snapshot(
         &self,
         chain_id: &Digest,
@@ -432,8 +435,7 @@ impl Store {
             })?;
             let d = File::open(&tmp).map_err(ioe("opening", &tmp))?;
             rustix::fs::syncfs(&d).map_err(|e| ioe("syncing", &tmp)(e.into()))?;
-            fs::rename(&tmp, &dest).map_err(ioe("committing snapshot", &dest))?;
-            sync_dir(&snaps)
+            fs::rename(&tmp, &dest).map_err(ioe("committing snapshot", &dest))
         })();
         if res.is_err() {
             let _ = fs::remove_dir_all(&tmp);
@@ -511,6 +513,9 @@ impl Store {
     fn update_index(&self, f: impl FnOnce(&mut Vec<ImageRecord>)) -> Result<()> {
         let lp = self.root.join("locks/index");
         let _l = FileLock::exclusive(&lp).map_err(ioe("locking", &lp))?;
+        // Renames of blobs and snapshots become durable before a name that refers to them.
+        sync_dir(&self.root.join("blobs/sha256"))?;
+        sync_dir(&self.root.join("snapshots"))?;
         let mut list = self.images()?;
         f(&mut list);
         list.sort_by(|a, b| a.name.cmp(&b.name));
