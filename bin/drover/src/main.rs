@@ -9,6 +9,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use drover_apiserver::{ApiServer, Cidr, Config, Datastore};
 
+mod engine;
+
 #[derive(Parser)]
 #[command(
     name = "drover",
@@ -23,10 +25,13 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the control plane (API server on the embedded datastore) and, later, a local node.
-    Server(ServerArgs),
+    Server(Box<ServerArgs>),
     /// Manage images in the local image store.
     #[command(subcommand)]
     Image(drover_image::cli::ImageCommand),
+    /// Docker's verbs: run, ps, logs, exec, stop, kill, rm, inspect.
+    #[command(flatten)]
+    Engine(drover_engine::cli::EngineCommand),
     /// The runc-compatible OCI runtime (`drover runtime --help`). Dispatched before anything
     /// else starts, so it runs in a single-threaded process.
     Runtime,
@@ -96,6 +101,16 @@ struct ServerArgs {
     /// (default: none; keys are /registry/…, as kube-apiserver's and k3s's).
     #[arg(long, default_value = "")]
     datastore_prefix: String,
+    /// How long a follower waits after the controllers' Lease was last renewed before taking
+    /// it over (whole seconds; kube-controller-manager's flag of the same name).
+    #[arg(long, default_value = "15s", value_parser = drover_apiserver::leader::parse_duration)]
+    leader_elect_lease_duration: Duration,
+    /// How long the leader keeps running its controllers without a successful renewal.
+    #[arg(long, default_value = "10s", value_parser = drover_apiserver::leader::parse_duration)]
+    leader_elect_renew_deadline: Duration,
+    /// Time between leader election tries (e.g. 2s, 200ms).
+    #[arg(long, default_value = "2s", value_parser = drover_apiserver::leader::parse_duration)]
+    leader_elect_retry_period: Duration,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -127,6 +142,13 @@ fn main() -> ExitCode {
     if std::env::args_os().nth(1).is_some_and(|a| a == "runtime") {
         return exit_code(drover_runtime::cli::main(args.skip(1).collect()));
     }
+    // The per-container supervisor is spawned by the engine and speaks its own protocol.
+    if std::env::args_os().nth(1).is_some_and(|a| a == "supervise") {
+        return exit_code(drover_engine::supervisor::main(
+            args.skip(1).collect(),
+            engine::SUPERVISOR_HOOKS,
+        ));
+    }
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -137,8 +159,11 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match cli.command {
-        Command::Server(args) => run_server(args),
+        Command::Server(args) => run_server(*args),
         Command::Image(cmd) => drover_image::cli::run(cmd),
+        Command::Engine(cmd) => {
+            drover_engine::cli::run(cmd, &engine::ImageStore, &engine::RUNTIME_FACTS)
+        }
         Command::Runtime => unreachable!("dispatched before parsing"),
     }
 }
@@ -208,6 +233,13 @@ fn run_server(args: ServerArgs) -> ExitCode {
     config.history_retention = args.datastore_history_retention;
     config.max_history = args.datastore_max_history;
     config.datastore = datastore;
+    let mut election = drover_apiserver::leader::ElectionConfig::new(
+        drover_apiserver::leader::CONTROLLERS_LEASE_NAMESPACE,
+        drover_apiserver::leader::CONTROLLERS_LEASE_NAME,
+    );
+    election.lease_duration = args.leader_elect_lease_duration;
+    election.renew_deadline = args.leader_elect_renew_deadline;
+    election.retry_period = args.leader_elect_retry_period;
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -219,7 +251,7 @@ fn run_server(args: ServerArgs) -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        let server = match ApiServer::start(config).await {
+        let server = match ApiServer::start_with_election(config, election).await {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("drover: {e:#}");

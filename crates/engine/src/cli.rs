@@ -291,8 +291,17 @@ pub struct PreparedImage {
 
 /// Where `run` gets images from (the image store, wired by the binary).
 pub trait ImageSource {
-    /// Resolves (and, per `pull`, pulls) `reference` and unpacks its layers.
-    fn prepare(&self, data_dir: &Path, reference: &str, pull: &str) -> Result<PreparedImage>;
+    /// Resolves (and, per `pull`, pulls) `reference`, unpacks its layers and keeps its content
+    /// alive under `lease` (the container id) until [`ImageSource::release`].
+    fn prepare(
+        &self,
+        data_dir: &Path,
+        reference: &str,
+        pull: &str,
+        lease: &str,
+    ) -> Result<PreparedImage>;
+    /// Lets the image's content go (the container was removed).
+    fn release(&self, data_dir: &Path, lease: &str);
 }
 
 /// What the runtime crate knows that the spec needs: capability names and the seccomp profile.
@@ -314,7 +323,7 @@ pub fn run(cmd: EngineCommand, images: &dyn ImageSource, facts: &RuntimeFacts) -
         EngineCommand::Exec(a) => cmd_exec(a),
         EngineCommand::Stop(a) => cmd_stop(a).map(|()| 0),
         EngineCommand::Kill(a) => cmd_kill(a).map(|()| 0),
-        EngineCommand::Rm(a) => cmd_rm(a).map(|()| 0),
+        EngineCommand::Rm(a) => cmd_rm(a, images).map(|()| 0),
         EngineCommand::Inspect(a) => cmd_inspect(a).map(|()| 0),
     };
     match result {
@@ -376,6 +385,7 @@ fn cmd_run(a: RunArgs, images: &dyn ImageSource, facts: &RuntimeFacts) -> Result
         }
         None => layout::generate_name(&existing.iter().map(|r| r.name.clone()).collect::<Vec<_>>()),
     };
+    let id = layout::new_id();
     let (image_id, image_config, lower_dirs, rootfs_dir) = match &a.rootfs {
         Some(dir) => {
             let dir = fs::canonicalize(dir)
@@ -383,8 +393,14 @@ fn cmd_run(a: RunArgs, images: &dyn ImageSource, facts: &RuntimeFacts) -> Result
             (String::new(), ImageConfig::default(), Vec::new(), Some(dir))
         }
         None => {
-            let img = images.prepare(&a.common.data_dir, &a.image, &a.pull)?;
-            let cfg = ImageConfig::from_json(&img.config)?;
+            let img = images.prepare(&a.common.data_dir, &a.image, &a.pull, &id)?;
+            let cfg = match ImageConfig::from_json(&img.config) {
+                Ok(c) => c,
+                Err(e) => {
+                    images.release(&a.common.data_dir, &id);
+                    return Err(e);
+                }
+            };
             (img.id, cfg, img.lower_dirs, None)
         }
     };
@@ -441,9 +457,14 @@ fn cmd_run(a: RunArgs, images: &dyn ImageSource, facts: &RuntimeFacts) -> Result
             .cloned()
             .unwrap_or_else(|| lower_dirs.first().cloned().unwrap_or_default()),
     };
-    let identity = users::resolve(&passwd_root, &user_spec)?;
+    let identity = match users::resolve(&passwd_root, &user_spec) {
+        Ok(i) => i,
+        Err(e) => {
+            images.release(&a.common.data_dir, &id);
+            return Err(e);
+        }
+    };
 
-    let id = layout::new_id();
     let dir = layout.container(&id);
     fs::create_dir_all(dir.rootfs())
         .with_context(|| format!("creating {}", dir.path().display()))?;
@@ -504,6 +525,7 @@ fn cmd_run(a: RunArgs, images: &dyn ImageSource, facts: &RuntimeFacts) -> Result
         Ok(r) => r,
         Err(e) => {
             let _ = fs::remove_dir_all(dir.path());
+            images.release(&a.common.data_dir, &id);
             return Err(e);
         }
     };
@@ -513,6 +535,7 @@ fn cmd_run(a: RunArgs, images: &dyn ImageSource, facts: &RuntimeFacts) -> Result
         eprintln!("drover: {msg}");
         if record.auto_remove {
             let _ = fs::remove_dir_all(dir.path());
+            images.release(&a.common.data_dir, &id);
         }
         return Ok(supervisor::exit_code_for_start_error(&msg));
     }
@@ -705,12 +728,15 @@ fn forward_signals(
     Ok(())
 }
 
-/// Whether the container's init still runs (the record may say `running` after a crash of
-/// everything; the pid is the truth).
+/// The status to show. The supervisor records every change; only when it is gone (killed, or the
+/// machine rebooted) do we look at the container's pid ourselves.
 fn effective_status(dir: &layout::ContainerDir) -> Status {
     let mut st = dir.status().unwrap_or_default();
-    if st.state == State::Running && st.pid > 0 && !Path::new(&format!("/proc/{}", st.pid)).exists()
-    {
+    let alive = |pid: i32| pid > 0 && Path::new(&format!("/proc/{pid}")).exists();
+    let supervised = alive(st.supervisor_pid)
+        && fs::read(format!("/proc/{}/cmdline", st.supervisor_pid))
+            .is_ok_and(|c| c.windows(9).any(|w| w == b"supervise"));
+    if st.state == State::Running && !supervised && !alive(st.pid) {
         st.state = State::Exited;
         st.pid = 0;
         if st.exit_code.is_none() {
@@ -1082,7 +1108,7 @@ fn cmd_kill(a: KillArgs) -> Result<()> {
     Ok(())
 }
 
-fn cmd_rm(a: RmArgs) -> Result<()> {
+fn cmd_rm(a: RmArgs, images: &dyn ImageSource) -> Result<()> {
     let layout = Layout::new(&a.common.data_dir);
     let mut failed = false;
     for key in &a.containers {
@@ -1110,6 +1136,9 @@ fn cmd_rm(a: RmArgs) -> Result<()> {
             let _ = rustix::mount::unmount(dir.rootfs(), rustix::mount::UnmountFlags::DETACH);
             fs::remove_dir_all(dir.path())
                 .with_context(|| format!("removing {}", dir.path().display()))?;
+            if r.rootfs_dir.is_none() {
+                images.release(&a.common.data_dir, &r.id);
+            }
             Ok(())
         });
         match result {

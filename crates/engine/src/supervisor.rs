@@ -32,10 +32,18 @@ use crate::logs::{LogWriter, Stream};
 /// A client that sends more than this is dropped rather than slowing the container down.
 const CLIENT_BUFFER_LIMIT: usize = 8 << 20;
 
-/// Runs the supervisor; returns its exit code. `oom_killed(cgroups_path)` tells whether the
-/// kernel's OOM killer acted in a container's cgroup (the runtime crate knows how, per cgroup
-/// version; the binary wires it in).
-pub fn main(args: Vec<OsString>, oom_killed: fn(&str) -> bool) -> i32 {
+/// What the supervisor needs from crates it does not depend on; the binary wires them in.
+#[derive(Clone, Copy)]
+pub struct Hooks {
+    /// Whether the kernel's OOM killer acted in the cgroup at this `cgroupsPath` (the runtime
+    /// crate knows how, per cgroup version).
+    pub oom_killed: fn(&str) -> bool,
+    /// Releases the image lease of a removed container (`data dir`, container id).
+    pub release_image: fn(&Path, &str),
+}
+
+/// Runs the supervisor; returns its exit code.
+pub fn main(args: Vec<OsString>, hooks: Hooks) -> i32 {
     let mut dir = None;
     let mut runtime_root = None;
     let mut wait_attach = false;
@@ -53,7 +61,7 @@ pub fn main(args: Vec<OsString>, oom_killed: fn(&str) -> bool) -> i32 {
         );
         return 2;
     };
-    let mut sup = match Supervisor::new(ContainerDir(dir), runtime_root, wait_attach, oom_killed) {
+    let mut sup = match Supervisor::new(ContainerDir(dir), runtime_root, wait_attach, hooks) {
         Ok(s) => s,
         Err(e) => {
             println!("error: {e:#}");
@@ -101,7 +109,7 @@ struct Supervisor {
     start_requested: bool,
     mounted: bool,
     reported: bool,
-    oom_check: fn(&str) -> bool,
+    hooks: Hooks,
 }
 
 fn short_path(dir_fd: &OwnedFd, name: &str) -> PathBuf {
@@ -113,7 +121,7 @@ impl Supervisor {
         dir: ContainerDir,
         runtime_root: PathBuf,
         wait_attach: bool,
-        oom_check: fn(&str) -> bool,
+        hooks: Hooks,
     ) -> Result<Self> {
         // Our own session: no controlling terminal, and whoever started us can die.
         let _ = rustix::process::setsid();
@@ -159,7 +167,7 @@ impl Supervisor {
             start_requested: false,
             mounted: false,
             reported: false,
-            oom_check,
+            hooks,
         })
     }
 
@@ -208,9 +216,10 @@ impl Supervisor {
             exit_code: self.status.exit_code.unwrap_or(255),
             oom_killed: self.status.oom_killed,
         };
+        // Clean up first: a foreground `run --rm` returns only once the container is gone.
+        self.cleanup();
         self.broadcast(Kind::Exit, &serde_json::to_vec(&info).unwrap_or_default());
         self.finish_clients();
-        self.cleanup();
         0
     }
 
@@ -769,7 +778,7 @@ impl Supervisor {
     }
 
     fn oom_killed(&self) -> bool {
-        (self.oom_check)(&self.record.cgroups_path)
+        (self.hooks.oom_killed)(&self.record.cgroups_path)
     }
 
     fn should_restart(&self, exit: i32) -> bool {
@@ -793,6 +802,11 @@ impl Supervisor {
         let _ = fs::remove_file(self.dir.attach_socket());
         if self.record.auto_remove {
             let _ = fs::remove_dir_all(self.dir.path());
+            if self.record.rootfs_dir.is_none()
+                && let Some(data_dir) = self.dir.path().parent().and_then(Path::parent)
+            {
+                (self.hooks.release_image)(data_dir, &self.record.id);
+            }
         }
     }
 }
