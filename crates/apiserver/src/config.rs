@@ -168,6 +168,39 @@ mod tests {
     use super::*;
 
     #[test]
+    fn datastore_endpoints_parse_sqlite_and_etcd_and_reject_unknown_schemes() {
+        assert!(matches!(
+            parse_datastore_endpoint("sqlite:///var/lib/drover/db/state.db"),
+            Ok(Datastore::Sqlite(p)) if p == std::path::Path::new("/var/lib/drover/db/state.db")
+        ));
+        assert!(matches!(
+            parse_datastore_endpoint("/tmp/x.db"),
+            Ok(Datastore::Sqlite(_))
+        ));
+        match parse_datastore_endpoint("etcd://u:p@10.0.0.1:2379,https://10.0.0.2:2379") {
+            Ok(Datastore::Etcd(c)) => {
+                assert_eq!(
+                    c.endpoints,
+                    ["etcd://10.0.0.1:2379", "https://10.0.0.2:2379"]
+                );
+                assert_eq!(c.user, Some(("u".into(), "p".into())));
+            }
+            other => panic!("etcd endpoint: {other:?}"),
+        }
+        assert!(matches!(
+            parse_datastore_endpoint("http://127.0.0.1:2379"),
+            Ok(Datastore::Etcd(_))
+        ));
+        let err = parse_datastore_endpoint("mysql://db").unwrap_err();
+        assert!(
+            err.contains("unknown datastore") && err.contains("etcd://"),
+            "{err}"
+        );
+        let err = parse_datastore_endpoint("etcd://host").unwrap_err();
+        assert!(err.contains("no port"), "{err}");
+    }
+
+    #[test]
     fn cidrs_parse_and_reject_clearly() {
         let c: Cidr = "10.43.7.9/16".parse().expect("ok");
         assert_eq!(c.to_string(), "10.43.0.0/16");

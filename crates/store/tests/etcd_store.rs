@@ -294,7 +294,7 @@ async fn nospace_alarm_is_no_space_and_maintenance_recovers() {
 async fn whole_keyspace_watch_moves_past_foreign_writes() {
     let Some(etcd) = Etcd::start() else { return };
     let ours = EtcdStore::open(config(&etcd, "/drover-test-a")).expect("open ours");
-    let theirs = EtcdStore::open(config(&etcd, "/drover-test-b")).expect("open theirs");
+    let theirs = EtcdStore::open(config(&etcd, "/drover-test-a2")).expect("open theirs");
     ours.create("/registry/x", val("x"))
         .await
         .expect("create ours");
@@ -333,6 +333,17 @@ async fn whole_keyspace_watch_moves_past_foreign_writes() {
         panic!("an idle whole-keyspace watch never moved past foreign writes at {last}; a consistent LIST would wait for it forever")
     });
     assert!(r >= last);
+    // A sibling prefix that starts with ours ("/drover-test-a2") is not ours.
+    let all = ours
+        .range(RangeRequest::prefix(""))
+        .await
+        .expect("range everything");
+    let keys: Vec<&str> = all.kvs.iter().map(|kv| kv.key.as_str()).collect();
+    assert!(
+        keys.contains(&"/registry/x") && !keys.iter().any(|k| k.starts_with("2/")),
+        "the whole-keyspace range must hold only this prefix's keys: {keys:?}"
+    );
+    assert_eq!(ours.count("/registry/").await.expect("count"), 1);
     assert!(ours.current_revision().await.expect("current") >= r);
 }
 

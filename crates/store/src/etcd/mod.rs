@@ -217,6 +217,10 @@ impl Inner {
     /// The etcd range `[start, end)` of every key that starts with `prefix`.
     fn prefix_range(&self, prefix: &str) -> (Vec<u8>, Vec<u8>) {
         let mut start = self.config.prefix.as_bytes().to_vec();
+        if prefix.is_empty() && !start.is_empty() {
+            // Every Drover key starts with '/': "/cluster-a" + "/" keeps "/cluster-a2/…" out.
+            start.push(b'/');
+        }
         start.extend_from_slice(prefix.as_bytes());
         let end = etcd_prefix_end(&start);
         if start.is_empty() {
@@ -232,7 +236,7 @@ impl Inner {
             Vec::new()
         } else if end == crate::prefix_end("") {
             // The store's "no end" sentinel: every key under our prefix.
-            etcd_prefix_end(self.config.prefix.as_bytes())
+            self.prefix_range("").1
         } else {
             self.key(end)
         }
