@@ -187,9 +187,10 @@ async fn bootstrap_rbac(state: &Arc<State>) -> ApiResult<()> {
     Ok(())
 }
 
-/// Starts the API server's own controllers.
-pub(crate) fn spawn_controllers(state: Arc<State>) {
-    tokio::spawn(async move {
+/// Runs the API server's own namespace and Event TTL controllers until shutdown (or until
+/// aborted when this server stops leading).
+pub(crate) async fn run_controllers(state: Arc<State>) {
+    {
         let mut shutdown = state.shutdown.clone();
         let mut last_expiry: Option<std::time::Instant> = None;
         loop {
@@ -211,7 +212,7 @@ pub(crate) fn spawn_controllers(state: Arc<State>) {
                 _ = crate::state::shutting_down(&mut shutdown) => return,
             }
         }
-    });
+    }
 }
 
 /// Every namespace gets its `default` ServiceAccount and `kube-root-ca.crt` ConfigMap; a

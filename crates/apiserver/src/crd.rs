@@ -396,6 +396,10 @@ pub(crate) async fn reconcile(state: &Arc<State>) {
     state
         .crds_synced
         .store(true, std::sync::atomic::Ordering::SeqCst);
+    // Every server serves every CRD; only the Lease holder writes their status.
+    if !state.leader.is_leader() {
+        return;
+    }
     for crd in &crds {
         let name = meta_str(crd, "name").unwrap_or("").to_owned();
         if meta_str(crd, "deletionTimestamp").is_some() {

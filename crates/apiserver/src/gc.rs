@@ -134,9 +134,9 @@ fn resource_of(resources: &[Resource], key: &str) -> Option<Resource> {
         .cloned()
 }
 
-/// Runs the collector until shutdown.
-pub(crate) fn spawn(state: Arc<State>) {
-    tokio::spawn(async move {
+/// Runs the collector until shutdown (or until aborted when this server stops leading).
+pub(crate) async fn run(state: Arc<State>) {
+    {
         let mut shutdown = state.shutdown.clone();
         loop {
             let mut index = Index::default();
@@ -172,7 +172,7 @@ pub(crate) fn spawn(state: Arc<State>) {
                 }
             }
         }
-    });
+    }
 }
 
 fn apply_event(index: &mut Index, ev: &crate::cache::CacheEvent) {

@@ -21,6 +21,7 @@ pub mod fuzzing;
 mod gc;
 mod handlers;
 mod identity;
+pub mod leader;
 mod meta;
 mod metrics;
 mod negotiate;
@@ -65,12 +66,28 @@ pub struct ApiServer {
     kubeconfig: PathBuf,
     shutdown_tx: tokio::sync::watch::Sender<bool>,
     serving: tokio::task::JoinHandle<()>,
+    elector: tokio::task::JoinHandle<()>,
     store: Arc<AnyStore>,
 }
 
 impl ApiServer {
-    /// Starts serving. Returns once the port is bound and the server is ready.
+    /// Starts serving with upstream's leader election timings for the controllers' Lease.
+    /// Returns once the port is bound and the server is ready.
     pub async fn start(config: Config) -> anyhow::Result<ApiServer> {
+        let election = leader::ElectionConfig::new(
+            leader::CONTROLLERS_LEASE_NAMESPACE,
+            leader::CONTROLLERS_LEASE_NAME,
+        );
+        ApiServer::start_with_election(config, election).await
+    }
+
+    /// Starts serving; the API server's own controllers run only while this server holds the
+    /// Lease `election` names (see [`leader`]).
+    pub async fn start_with_election(
+        config: Config,
+        election: leader::ElectionConfig,
+    ) -> anyhow::Result<ApiServer> {
+        election.validate()?;
         let data_dir = config.data_dir.clone();
         make_private_dir(&data_dir)?;
         let db_dir = data_dir.join("db");
@@ -125,6 +142,7 @@ impl ApiServer {
         let sa_key = handlers::parse_signing_key(&identity).map_err(|e| anyhow::anyhow!(e))?;
         let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
         let metrics = Arc::new(metrics::Metrics::default());
+        let elector = leader::Elector::new(Arc::clone(&store), election)?;
         let state = Arc::new(State {
             in_flight: Arc::new(tokio::sync::Semaphore::new(config.max_in_flight)),
             objects: objects::Objects {
@@ -141,6 +159,7 @@ impl ApiServer {
             crds_synced: false.into(),
             crd_docs: parking_lot::RwLock::new(None),
             shutdown: shutdown_rx.clone(),
+            leader: elector.handle(),
             address,
             config,
         });
@@ -153,8 +172,20 @@ impl ApiServer {
         crd::reconcile(&state).await;
         state.bootstrapped.store(true, Ordering::SeqCst);
         crd::spawn(Arc::clone(&state));
-        bootstrap::spawn_controllers(Arc::clone(&state));
-        gc::spawn(Arc::clone(&state));
+        // The controllers that write run on one server at a time: the Lease holder.
+        let (lead, stop) = (state.leader.clone(), shutdown_rx.clone());
+        let st = Arc::clone(&state);
+        leader::spawn_while_leading(
+            "namespace and event controllers",
+            lead.clone(),
+            stop.clone(),
+            move || bootstrap::run_controllers(Arc::clone(&st)),
+        );
+        let st = Arc::clone(&state);
+        leader::spawn_while_leading("garbage collector", lead, stop, move || {
+            gc::run(Arc::clone(&st))
+        });
+        let elector = tokio::spawn(elector.run(shutdown_rx.clone()));
         let grace = state.config.shutdown_grace;
         let serving = tokio::spawn(serve::serve(state, listener, tls, shutdown_rx, grace));
         Ok(ApiServer {
@@ -162,6 +193,7 @@ impl ApiServer {
             kubeconfig,
             shutdown_tx,
             serving,
+            elector,
             store,
         })
     }
@@ -180,6 +212,8 @@ impl ApiServer {
     /// Every write acknowledged before this returns is durable.
     pub async fn shutdown(self) {
         let _ = self.shutdown_tx.send(true);
+        // Release the Lease first, so another server's controllers take over at once.
+        let _ = self.elector.await;
         let _ = self.serving.await;
         drop(self.store);
     }
@@ -431,7 +465,12 @@ async fn dispatch(
     match route {
         Route::Metrics => {
             let (n, bytes) = state.cache.size();
-            let text = state.metrics.render(state.store.stats(), n, bytes);
+            let mut text = state.metrics.render(state.store.stats(), n, bytes);
+            text.push_str(&format!(
+                "# HELP drover_leader 1 while this server holds the Lease its controllers run under.\n# TYPE drover_leader gauge\ndrover_leader{{lease=\"{}\"}} {}\n",
+                state.leader.lease(),
+                u8::from(state.leader.is_leader())
+            ));
             let mut r = Response::new(Body::full(text));
             r.headers_mut().insert(
                 header::CONTENT_TYPE,

@@ -34,6 +34,8 @@ pub(crate) struct State {
     pub(crate) crd_docs: RwLock<Option<(u64, CrdDocs)>>,
     pub(crate) in_flight: Arc<tokio::sync::Semaphore>,
     pub(crate) shutdown: tokio::sync::watch::Receiver<bool>,
+    /// Whether this server holds the controllers' Lease.
+    pub(crate) leader: crate::leader::LeaderHandle,
     /// `host:port` clients use to reach this server.
     pub(crate) address: String,
 }
