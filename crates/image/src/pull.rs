@@ -507,3 +507,14 @@ pub(crate) fn stored_media_type(bytes: &[u8]) -> String {
     let kind = oci::classify(None, bytes);
     media_type_of(bytes, None, kind)
 }
+
+impl Store {
+    /// Pulls `reference` (see [`pull`]) and returns the image ID (its config digest).
+    pub async fn pull(
+        &self,
+        reference: &str,
+        opts: &PullOptions,
+    ) -> Result<crate::ImageId, PullError> {
+        Ok(pull(self, reference, opts).await?.image.config)
+    }
+}

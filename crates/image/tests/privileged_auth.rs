@@ -227,10 +227,10 @@ async fn bearer_token_flow_pulls_and_refusals_name_the_registry_and_reason() {
     // Good credentials: 401 → token → retry.
     opts.docker_config = Some(write_cfg("alice", "secret"));
     let before = fake.token_requests.load(Ordering::SeqCst);
-    let rep = pull(&store, &format!("{host}/app:v1"), &opts)
-        .await
-        .unwrap();
-    assert_eq!(rep.image.target.digest, md);
+    let id = store.pull(&format!("{host}/app:v1"), &opts).await.unwrap();
+    let rec = store.resolve(&format!("{host}/app:v1")).unwrap();
+    assert_eq!(rec.target.digest, md);
+    assert_eq!(rec.config, id, "pull returns the image ID");
     assert!(
         fake.token_requests.load(Ordering::SeqCst) > before,
         "a token was fetched"
