@@ -7,7 +7,8 @@
 #   2. Pull of a multi-layer image (postgres:16-alpine fixture) from Debian's docker-registry on
 #      127.0.0.1 inside a throwaway network namespace: `drover-image pull` (download, verify,
 #      unpack) vs `skopeo copy docker://… oci:…` (download and verify only; skopeo does not
-#      unpack), fresh destination each run.
+#      unpack), and `skopeo copy` followed by `tar -x` of every layer and one `sync -f` (what a
+#      pull that unpacks durably must do at least), fresh destination each run.
 #
 #   RUNS=5 scripts/bench/image.sh
 #
@@ -80,11 +81,25 @@ for _ in $(seq 100); do
 done
 "$FIX" push --registry 127.0.0.1:5000 --netns "$NS" postgres:16-alpine >/dev/null
 printf 'mirrors:\n  docker.io:\n    endpoint: ["http://127.0.0.1:5000"]\n' > "$WORK/registries.yaml"
+cat > "$WORK/skopeo-unpack.sh" <<SH
+#!/bin/sh
+set -e
+ip netns exec $NS skopeo --insecure-policy copy -q --src-tls-verify=false docker://127.0.0.1:5000/library/postgres:16-alpine oci:$WORK/dst/oci:x
+for f in $WORK/dst/oci/blobs/sha256/*; do
+  if [ "\$(head -c2 "\$f" | od -An -tx1)" = " 1f 8b" ]; then
+    mkdir -p "$WORK/dst/snap/\$(basename "\$f")"
+    tar --same-owner --xattrs -xzf "\$f" -C "$WORK/dst/snap/\$(basename "\$f")"
+  fi
+done
+sync -f "$WORK/dst"
+SH
+chmod +x "$WORK/skopeo-unpack.sh"
 echo "== pull postgres:16-alpine ($(ls "$WORK"/layout/blobs/sha256 | wc -l) blobs) from docker-registry in netns $NS"
 hyperfine --runs "$RUNS" --warmup 1 --export-json "$WORK/pull.json" \
   --prepare "rm -rf $WORK/dst && mkdir $WORK/dst && sync" \
   -n drover-pull "ip netns exec $NS $BIN pull -q --disable-default-registry-endpoint --registries $WORK/registries.yaml --data-dir $WORK/dst postgres:16-alpine" \
-  -n skopeo-copy "ip netns exec $NS skopeo --insecure-policy copy -q --src-tls-verify=false docker://127.0.0.1:5000/library/postgres:16-alpine oci:$WORK/dst/oci:x"
+  -n skopeo-copy "ip netns exec $NS skopeo --insecure-policy copy -q --src-tls-verify=false docker://127.0.0.1:5000/library/postgres:16-alpine oci:$WORK/dst/oci:x" \
+  -n skopeo+tar+sync "$WORK/skopeo-unpack.sh"
 python3 - "$WORK/pull.json" <<'PY'
 import json, sys
 res = json.load(open(sys.argv[1]))["results"]
@@ -92,4 +107,5 @@ for r in res:
     print(f"{r['command']:<14} mean {r['mean']*1000:8.1f} ms  ±{r['stddev']*1000:6.1f}")
 m = {r["command"]: r["mean"] for r in res}
 print(f"ratio drover-pull (incl. unpack) / skopeo-copy (no unpack): {m['drover-pull']/m['skopeo-copy']:.2f}x time")
+print(f"ratio drover-pull / skopeo+tar+sync: {m['drover-pull']/m['skopeo+tar+sync']:.2f}x time")
 PY
