@@ -44,6 +44,29 @@ async fn eventually<T>(
     }
 }
 
+/// `update(key, expected, value)`, retried while etcd is unreachable. A retry after an update
+/// that was applied but not acknowledged (the answer was lost) finds a Conflict carrying our
+/// own value: that counts as done.
+async fn update_retrying(
+    store: &EtcdStore,
+    key: &str,
+    expected: Revision,
+    value: &str,
+) -> Revision {
+    eventually(
+        "an update while etcd fails over or restarts",
+        Duration::from_secs(20),
+        async || match store.update(key, expected, val(value)).await {
+            Err(Error::Conflict {
+                current: Some(current),
+                ..
+            }) if current.value == val(value) => Ok(current.mod_revision),
+            other => other,
+        },
+    )
+    .await
+}
+
 /// Receives events until `n` arrived; panics after 30 s naming what is missing.
 async fn collect(stream: &mut WatchStream, n: usize, what: &str) -> Vec<Event> {
     let mut events = Vec::new();
@@ -125,13 +148,7 @@ async fn watch_resumes_after_etcd_restarts_without_gaps_or_duplicates() {
     etcd.launch();
 
     for i in 20..40 {
-        let r = rev;
-        rev = eventually(
-            "an update after the restart",
-            Duration::from_secs(20),
-            async || store.update("/w/k", r, val(&i.to_string())).await,
-        )
-        .await;
+        rev = update_retrying(&store, "/w/k", rev, &i.to_string()).await;
         acked.insert(rev);
     }
     events.extend(collect(&mut stream, 20, "the writes after the restart").await);
@@ -455,4 +472,36 @@ async fn tls_with_a_client_certificate_works_and_without_one_is_refused() {
         Err(other) => panic!("a missing CA file must be named, got {other:?}"),
         Ok(_) => panic!("a missing CA file must fail at open"),
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_member_cluster_fails_over_when_a_member_stops() {
+    let Some(mut members) = Etcd::start_cluster(3) else {
+        return;
+    };
+    let endpoints: Vec<String> = members.iter().map(Etcd::url).collect();
+    let mut c = EtcdConfig::parse_endpoint(&endpoints.join(",")).expect("endpoints");
+    c.request_timeout = Duration::from_secs(2);
+    c.progress_interval = Duration::from_millis(200);
+    let store = EtcdStore::open(c).expect("open");
+    let start = store.current_revision().await.expect("current");
+    let mut stream = store.watch("/f/", start).await.expect("watch");
+    let mut acked = BTreeSet::new();
+    let mut rev = store.create("/f/k", val("0")).await.expect("create");
+    acked.insert(rev);
+    for i in 1..10 {
+        rev = store
+            .update("/f/k", rev, val(&i.to_string()))
+            .await
+            .expect("update");
+        acked.insert(rev);
+    }
+    // Stop one member cleanly (SIGTERM by its PID); the other two keep quorum.
+    members[0].stop();
+    for i in 10..40 {
+        rev = update_retrying(&store, "/f/k", rev, &i.to_string()).await;
+        acked.insert(rev);
+    }
+    let events = collect(&mut stream, 40, "every write across the failover").await;
+    check_exactly_once(&events, &acked).unwrap_or_else(|e| panic!("across the failover: {e}"));
 }

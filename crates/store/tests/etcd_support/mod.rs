@@ -37,6 +37,9 @@ pub struct Etcd {
     extra: Vec<String>,
     /// Client TLS files (CA, cert, key) when the client URL is https.
     tls: Option<[PathBuf; 3]>,
+    /// Member name and `--initial-cluster` (one member by default).
+    name: String,
+    initial_cluster: Option<String>,
 }
 
 impl Etcd {
@@ -66,9 +69,45 @@ impl Etcd {
             peer_port: free_port(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
             tls: None,
+            name: "drover-test".into(),
+            initial_cluster: None,
         };
         etcd.launch();
         Some(etcd)
+    }
+
+    /// Starts a cluster of `n` members on loopback and waits until every one is healthy.
+    pub fn start_cluster(n: usize) -> Option<Vec<Etcd>> {
+        let binary = etcd_binary()?;
+        let mut members: Vec<Etcd> = (0..n)
+            .map(|i| Etcd {
+                binary: binary.clone(),
+                child: None,
+                dir: tempfile::Builder::new()
+                    .prefix("drover-test-etcd-")
+                    .tempdir()
+                    .expect("create etcd data dir"),
+                client_port: free_port(),
+                peer_port: free_port(),
+                extra: Vec::new(),
+                tls: None,
+                name: format!("drover-test-{i}"),
+                initial_cluster: None,
+            })
+            .collect();
+        let cluster = members
+            .iter()
+            .map(|m| format!("{}=http://127.0.0.1:{}", m.name, m.peer_port))
+            .collect::<Vec<_>>()
+            .join(",");
+        for m in &mut members {
+            m.initial_cluster = Some(cluster.clone());
+            m.spawn();
+        }
+        for m in &mut members {
+            m.wait_healthy();
+        }
+        Some(members)
     }
 
     /// Starts etcd serving clients over TLS with client-certificate auth; `tls` holds the CA,
@@ -96,6 +135,8 @@ impl Etcd {
                 "--client-cert-auth".into(),
             ],
             tls: Some(client),
+            name: "drover-test".into(),
+            initial_cluster: None,
         };
         etcd.launch();
         Some(etcd)
@@ -113,6 +154,11 @@ impl Etcd {
 
     /// Starts the process (again, on the same data dir and ports) and waits until healthy.
     pub fn launch(&mut self) {
+        self.spawn();
+        self.wait_healthy();
+    }
+
+    fn spawn(&mut self) {
         assert!(self.child.is_none(), "etcd is already running");
         let peer = format!("http://127.0.0.1:{}", self.peer_port);
         let log = std::fs::File::options()
@@ -121,14 +167,20 @@ impl Etcd {
             .open(self.dir.path().join("etcd.log"))
             .expect("open etcd log");
         let child = Command::new(&self.binary)
-            .args(["--name", "drover-test"])
+            .args(["--name", &self.name])
             .arg("--data-dir")
             .arg(self.dir.path().join("data"))
             .args(["--listen-client-urls", &self.url()])
             .args(["--advertise-client-urls", &self.url()])
             .args(["--listen-peer-urls", &peer])
             .args(["--initial-advertise-peer-urls", &peer])
-            .args(["--initial-cluster", &format!("drover-test={peer}")])
+            .args([
+                "--initial-cluster",
+                &self
+                    .initial_cluster
+                    .clone()
+                    .unwrap_or_else(|| format!("{}={peer}", self.name)),
+            ])
             .args(["--logger", "zap", "--log-level", "warn"])
             .args(&self.extra)
             .stdin(Stdio::null())
@@ -137,7 +189,6 @@ impl Etcd {
             .spawn()
             .expect("spawn etcd");
         self.child = Some(child);
-        self.wait_healthy();
     }
 
     fn wait_healthy(&mut self) {
