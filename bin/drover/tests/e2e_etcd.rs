@@ -267,3 +267,33 @@ fn server_started_before_etcd_waits_for_it_then_serves() {
     s.wait_until_ready();
     s.k(&["create", "configmap", "late"]);
 }
+
+#[test]
+fn helm_install_upgrade_rollback_uninstall_on_etcd() {
+    require_kubectl!();
+    if !common::have_peer("helm 3.17", common::helm_binary().is_some()) {
+        return;
+    }
+    let Some(etcd) = Etcd::start() else { return };
+    let s = server_on(&etcd, &[]);
+    let chart = common::fixture("chart-basic");
+    let greeting = || {
+        s.k(&[
+            "get",
+            "cm",
+            "r1-settings",
+            "-o",
+            "jsonpath={.data.greeting}",
+        ])
+    };
+    s.h(&["install", "r1", &chart, "--set", "greeting=hello"]);
+    assert_eq!(greeting(), "hello");
+    s.h(&["upgrade", "r1", &chart, "--set", "greeting=again"]);
+    assert_eq!(greeting(), "again");
+    s.h(&["rollback", "r1", "1"]);
+    assert_eq!(greeting(), "hello");
+    let history = s.h(&["history", "r1", "-o", "json"]);
+    assert_eq!(history.matches("\"revision\"").count(), 3, "{history}");
+    s.h(&["uninstall", "r1"]);
+    assert!(s.k_err(&["get", "cm", "r1-settings"]).contains("NotFound"));
+}
