@@ -162,6 +162,14 @@ impl Inner {
         match e {
             etcd_client::Error::GRpcStatus(s) => {
                 let msg = s.message();
+                if msg.contains("invalid user ID or password") {
+                    // Wrong credentials do not heal by retrying: say so instead of waiting.
+                    return Error::Backend(format!(
+                        "etcd at {} refused the user name or password (authentication failed): \
+                         check user:password@ in --datastore-endpoint or --datastore-user",
+                        self.endpoints()
+                    ));
+                }
                 if msg.contains("database space exceeded") {
                     return Error::NoSpace {
                         detail: format!(
