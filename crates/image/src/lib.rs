@@ -35,3 +35,66 @@ pub use store::{GcReport, ImageRecord, MountPlan, Store, StoreError};
 
 /// An image ID: the digest of its config, as Docker shows it.
 pub type ImageId = Digest;
+
+#[cfg(test)]
+mod parser_robustness {
+    //! Seeded random inputs for every parser of untrusted text (a stable stand-in for cargo
+    //! fuzz): none may panic, whatever they return.
+
+    use rand::{Rng, SeedableRng};
+
+    fn random_text(rng: &mut rand::rngs::StdRng) -> String {
+        const PIECES: &[&str] = &[
+            "a",
+            "/",
+            ":",
+            "@",
+            "sha256:",
+            ".",
+            "-",
+            "_",
+            "\"",
+            "=",
+            ",",
+            " ",
+            "\\",
+            "é",
+            "☃",
+            "localhost",
+            "docker.io",
+            "Bearer ",
+            "realm=",
+            "0",
+            "f",
+            "{",
+            "}",
+            "[",
+            "]",
+            "\n",
+        ];
+        let n = rng.random_range(0..24);
+        (0..n)
+            .map(|_| PIECES[rng.random_range(0..PIECES.len())])
+            .collect()
+    }
+
+    #[test]
+    fn parsers_never_panic_on_random_input() {
+        let seed: u64 = rand::random();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        for _ in 0..20_000 {
+            let s = random_text(&mut rng);
+            let _ = s
+                .parse::<crate::Reference>()
+                .map(|r| (r.familiar(), r.api_reference()));
+            let _ = s.parse::<crate::Digest>();
+            let _ = crate::auth::parse_challenge(&s);
+            let _ = crate::mirrors::RegistriesConfig::parse(&s);
+            let _ = crate::mirrors::is_loopback_host(&s);
+            let _ = crate::mirrors::Endpoint::mirror(&s, &Default::default());
+            let _ = crate::oci::classify(Some(&s), s.as_bytes());
+            let _ = crate::oci::Platform::parse(&s);
+        }
+        eprintln!("parser robustness seed {seed}");
+    }
+}
