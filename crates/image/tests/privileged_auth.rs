@@ -237,6 +237,21 @@ async fn bearer_token_flow_pulls_and_refusals_name_the_registry_and_reason() {
     );
     assert!(store.check().unwrap().is_empty());
 
+    // Credentials from registries.yaml `configs.<host>.auth` work the same way.
+    let store2 = Store::open(w.path().join("store2")).unwrap();
+    let yaml = format!(
+        "configs:\n  \"{host}\":\n    auth:\n      username: alice\n      password: secret\n"
+    );
+    let opts2 = PullOptions {
+        registries: drover_image::mirrors::RegistriesConfig::parse(&yaml).unwrap(),
+        docker_config: None,
+        ..PullOptions::default()
+    };
+    store2
+        .pull(&format!("{host}/app:v1"), &opts2)
+        .await
+        .unwrap();
+
     // A token that still gets 401: a clear error, not a loop.
     let e = pull(&store, &format!("{host}/denied/app:v1"), &opts)
         .await
