@@ -224,10 +224,9 @@ impl Session {
                 })?;
                 if !tr.status().is_success() {
                     let st = tr.status();
-                    let who = if self.creds.is_some() {
-                        "with the stored credentials"
-                    } else {
-                        "anonymously"
+                    let who = match &self.creds {
+                        Some(c) => format!("for user {:?}", c.username),
+                        None => "anonymously".to_owned(),
                     };
                     return Err(unauthorized(format!(
                         "token server {realm} answered {st} {who}; check `drover image login {}`",

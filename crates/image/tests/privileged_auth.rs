@@ -221,7 +221,7 @@ async fn bearer_token_flow_pulls_and_refusals_name_the_registry_and_reason() {
         .await
         .unwrap_err()
         .to_string();
-    assert!(e.contains(&host) && e.contains("stored credentials"), "{e}");
+    assert!(e.contains(&host) && e.contains("for user \"alice\""), "{e}");
     assert!(store.images().unwrap().is_empty());
 
     // Good credentials: 401 → token → retry.

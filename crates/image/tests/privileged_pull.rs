@@ -648,3 +648,100 @@ fn crash_checker_catches_a_pull_that_names_the_image_before_its_layers() {
         "{problems:?}"
     );
 }
+
+#[test]
+fn real_registry_with_tls_and_token_auth_login_push_and_pull() {
+    // docker-registry with `auth: token` (JWTs signed by the harness's token endpoint, which
+    // wants basic credentials) over HTTPS with a test CA, in its own namespace.
+    if skip("tls token registry") {
+        return;
+    }
+    let reg = Registry::start_with(drover_testing::RegistryOptions {
+        basic_auth: Some(("alice".into(), "secret".into())),
+        tls: true,
+        token_auth: true,
+        token_repositories: vec!["drover-push/nginx".into()],
+        ..Default::default()
+    })
+    .unwrap();
+    let pushed = reg.push_fixture("nginx", "1.27-alpine").unwrap();
+    let host = reg.host_port().to_owned();
+    let ca = reg.ca_cert().unwrap();
+    let w = tempdir("tlstoken");
+    let data = w.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let yaml = |user: &str, pass: &str, with_ca: bool| {
+        let tls = if with_ca {
+            format!("    tls:\n      ca_file: {}\n", ca.display())
+        } else {
+            String::new()
+        };
+        format!(
+            "mirrors:\n  docker.io:\n    endpoint: [\"https://{host}\"]\nconfigs:\n  \"{host}\":\n    auth:\n      username: {user}\n      password: {pass}\n{tls}"
+        )
+    };
+    // Without the CA the certificate is refused, and the error says where.
+    std::fs::write(data.join("registries.yaml"), yaml("alice", "secret", false)).unwrap();
+    let o = pull(&reg, &data, "nginx:1.27-alpine");
+    let e = stderr(&o);
+    assert!(
+        !o.status.success()
+            && e.contains(&format!("mirror https://{host}"))
+            && e.to_lowercase().contains("certificate"),
+        "{e}"
+    );
+    // Wrong password: the token endpoint refuses, named with the registry.
+    std::fs::write(data.join("registries.yaml"), yaml("alice", "wrong", true)).unwrap();
+    let o = pull(&reg, &data, "nginx:1.27-alpine");
+    let e = stderr(&o);
+    assert!(
+        !o.status.success() && e.contains("401") && e.contains(&host),
+        "{e}"
+    );
+    // Right credentials and CA: 401 → token → pull.
+    std::fs::write(data.join("registries.yaml"), yaml("alice", "secret", true)).unwrap();
+    let o = pull(&reg, &data, "nginx:1.27-alpine");
+    assert!(o.status.success());
+    let store = Store::open(data.join("images")).unwrap();
+    let img = store.resolve("nginx:1.27-alpine").unwrap();
+    assert_eq!(img.target.digest.as_str(), pushed.digest);
+
+    // login (to Docker's config.json under HOME=data) then push to the registry as origin.
+    let login = |pass: &str| cli(&reg, &data, &["login", &host, "-u", "alice", "-p", pass]);
+    assert!(!login("nope").status.success());
+    assert!(login("secret").status.success());
+    assert!(data.join(".docker/config.json").is_file());
+    // The origin needs the CA but no credentials in registries.yaml now.
+    std::fs::write(
+        data.join("registries.yaml"),
+        format!(
+            "configs:\n  \"{host}\":\n    tls:\n      ca_file: {}\n",
+            ca.display()
+        ),
+    )
+    .unwrap();
+    let dest = format!("{host}/drover-push/nginx:copy");
+    let o = cli(&reg, &data, &["push", "nginx:1.27-alpine", &dest]);
+    assert!(o.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        pushed.digest,
+        "same digest after push"
+    );
+    let fresh = w.path().join("fresh");
+    std::fs::create_dir_all(&fresh).unwrap();
+    std::fs::copy(data.join("registries.yaml"), fresh.join("registries.yaml")).unwrap();
+    std::fs::create_dir_all(fresh.join(".docker")).unwrap();
+    std::fs::copy(
+        data.join(".docker/config.json"),
+        fresh.join(".docker/config.json"),
+    )
+    .unwrap();
+    let o = cli(&reg, &fresh, &["pull", &dest]);
+    assert!(o.status.success());
+    let back = Store::open(fresh.join("images"))
+        .unwrap()
+        .resolve(&dest)
+        .unwrap();
+    assert_eq!(back.target.digest.as_str(), pushed.digest);
+}
