@@ -656,14 +656,16 @@ fn real_registry_with_tls_and_token_auth_login_push_and_pull() {
     if skip("tls token registry") {
         return;
     }
-    let reg = Registry::start_with(drover_testing::RegistryOptions {
+    // `..Default::default()` keeps this compiling when the harness grows options.
+    #[allow(clippy::needless_update)]
+    let options = drover_testing::RegistryOptions {
         basic_auth: Some(("alice".into(), "secret".into())),
         tls: true,
         token_auth: true,
         token_repositories: vec!["drover-push/nginx".into()],
         ..Default::default()
-    })
-    .unwrap();
+    };
+    let reg = Registry::start_with(options).unwrap();
     let pushed = reg.push_fixture("nginx", "1.27-alpine").unwrap();
     let host = reg.host_port().to_owned();
     let ca = reg.ca_cert().unwrap();
