@@ -163,3 +163,38 @@ fn controllers_move_to_the_surviving_server_when_the_leader_is_killed_or_stopped
     );
     assert_ne!(holder(leader), second);
 }
+
+#[test]
+fn the_leaders_allocator_repair_releases_leaked_cluster_ips_and_keeps_used_ones() {
+    require_kubectl!();
+    let s = Server::start_with(&TIMINGS);
+    s.k(&["create", "service", "clusterip", "web", "--tcp=80:80"]);
+    let used = s.k(&["get", "service", "web", "-o", "jsonpath={.spec.clusterIP}"]);
+    // A leaked allocation (as a server crashing between allocating and storing its Service
+    // leaves behind), and an IPAddress someone made by hand (not the allocator's).
+    let ipaddress = |ip: &str, managed: bool| {
+        let labels = if managed {
+            "  labels: {ipaddress.kubernetes.io/managed-by: ipallocator.k8s.io}\n"
+        } else {
+            ""
+        };
+        format!(
+            "apiVersion: networking.k8s.io/v1\nkind: IPAddress\nmetadata:\n  name: {ip}\n{labels}spec:\n  parentRef: {{group: \"\", resource: services, namespace: default, name: gone}}\n"
+        )
+    };
+    s.k_in(&["create", "-f", "-"], &ipaddress("10.43.255.7", true));
+    s.k_in(&["create", "-f", "-"], &ipaddress("10.43.255.8", false));
+    common::eventually("the repair to release the leaked 10.43.255.7", || {
+        !s.k(&["get", "ipaddresses", "-o", "name"])
+            .contains("ipaddress.networking.k8s.io/10.43.255.7")
+    });
+    let left = s.k(&["get", "ipaddresses", "-o", "name"]);
+    assert!(
+        left.contains(&format!("ipaddress.networking.k8s.io/{used}")),
+        "the repair released a ClusterIP in use: {left}"
+    );
+    assert!(
+        left.contains("ipaddress.networking.k8s.io/10.43.255.8"),
+        "the repair released an IPAddress the allocator does not manage: {left}"
+    );
+}

@@ -182,6 +182,10 @@ impl ApiServer {
             move || bootstrap::run_controllers(Arc::clone(&st)),
         );
         let st = Arc::clone(&state);
+        leader::spawn_while_leading("allocator repair", lead.clone(), stop.clone(), move || {
+            alloc::run_repair(Arc::clone(&st))
+        });
+        let st = Arc::clone(&state);
         leader::spawn_while_leading("garbage collector", lead, stop, move || {
             gc::run(Arc::clone(&st))
         });
