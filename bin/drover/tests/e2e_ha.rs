@@ -118,26 +118,53 @@ fn leading(s: &Server) -> bool {
         .any(|l| l.starts_with("drover_leader{") && l.ends_with(" 1"))
 }
 
+const TIMINGS: [&str; 6] = [
+    "--leader-elect-lease-duration",
+    "2s",
+    "--leader-elect-renew-deadline",
+    "1s",
+    "--leader-elect-retry-period",
+    "200ms",
+];
+
+/// Two servers on one SQLite file.
 #[test]
 fn killing_one_of_two_servers_mid_stream_loses_no_write_and_no_watch_event() {
     require_kubectl!();
-    let timings = [
-        "--leader-elect-lease-duration",
-        "2s",
-        "--leader-elect-renew-deadline",
-        "1s",
-        "--leader-elect-retry-period",
-        "200ms",
-    ];
-    let a = Server::start_with(&timings);
+    let a = Server::start_with(&TIMINGS);
     let token = std::fs::read_to_string(a.data_dir().join("token"))
         .expect("token")
         .trim()
         .to_owned();
     let db = format!("sqlite://{}", a.data_dir().join("db/state.db").display());
-    let mut args: Vec<&str> = timings.to_vec();
+    let mut args: Vec<&str> = TIMINGS.to_vec();
     args.extend(["--datastore-endpoint", &db, "--token", &token]);
     let b = Server::start_with(&args);
+    survive_a_kill(a, b);
+}
+
+/// Two servers on one etcd.
+#[test]
+fn killing_one_of_two_servers_on_etcd_mid_stream_loses_no_write_and_no_watch_event() {
+    require_kubectl!();
+    let Some(etcd) = common::Etcd::start() else {
+        return;
+    };
+    let endpoint = etcd.endpoint();
+    let mut args: Vec<&str> = TIMINGS.to_vec();
+    args.extend(["--datastore-endpoint", &endpoint]);
+    let a = Server::start_with(&args);
+    let token = std::fs::read_to_string(a.data_dir().join("token"))
+        .expect("token")
+        .trim()
+        .to_owned();
+    args.extend(["--token", &token]);
+    let b = Server::start_with(&args);
+    survive_a_kill(a, b);
+    drop(etcd);
+}
+
+fn survive_a_kill(a: Server, b: Server) {
     common::eventually("one of the servers to lead", || leading(&a) || leading(&b));
     // The watcher and the kill go to the leader, so the controllers move too.
     let (mut victim, survivor) = if leading(&a) { (a, b) } else { (b, a) };
