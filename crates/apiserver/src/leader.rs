@@ -313,17 +313,6 @@ impl LeaderHandle {
     pub async fn wait_for(&mut self, leading: bool) -> bool {
         self.rx.wait_for(|l| *l == leading).await.is_ok()
     }
-
-    /// A handle that never leads (for tests of code that takes a handle).
-    #[doc(hidden)]
-    pub fn never() -> LeaderHandle {
-        let (tx, rx) = tokio::sync::watch::channel(false);
-        std::mem::forget(tx);
-        LeaderHandle {
-            rx,
-            lease: String::new(),
-        }
-    }
 }
 
 /// Runs `make()`'s future while this process leads: started when leadership is gained,
@@ -444,12 +433,19 @@ impl Elector {
     pub async fn run(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
         let mut phase = Phase::Following;
         loop {
-            let wait = match phase {
-                Phase::Following => jittered(self.inner.config.retry_period),
-                Phase::Leading { .. } => self.inner.config.retry_period,
-            };
             // The first try is immediate: a lone server leads as soon as it starts.
             phase = self.step(phase).await;
+            let wait = match phase {
+                Phase::Following => jittered(self.inner.config.retry_period),
+                // Never sleep past the renew deadline: the next step must be able to step down
+                // in time (before a follower may take over).
+                Phase::Leading { renewed } => self.inner.config.retry_period.min(
+                    self.inner
+                        .config
+                        .renew_deadline
+                        .saturating_sub(renewed.elapsed()),
+                ),
+            };
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = crate::state::shutting_down(&mut shutdown) => break,
@@ -466,7 +462,16 @@ impl Elector {
     /// One transition of the state machine: try to acquire or renew, and decide the phase.
     async fn step(&self, phase: Phase) -> Phase {
         let started = Instant::now();
-        let outcome = tokio::time::timeout(STEP_TIMEOUT, self.try_acquire_or_renew()).await;
+        // A leader's try must end by its renew deadline, whatever the datastore does.
+        let limit = match &phase {
+            Phase::Following => STEP_TIMEOUT,
+            Phase::Leading { renewed } => self
+                .inner
+                .config
+                .renew_deadline
+                .saturating_sub(renewed.elapsed()),
+        };
+        let outcome = tokio::time::timeout(limit, self.try_acquire_or_renew()).await;
         let next = match (outcome, &phase) {
             (Ok(Ok(true)), _) => Phase::Leading { renewed: started },
             (Ok(Ok(false)), _) => Phase::Following,
@@ -557,10 +562,13 @@ impl Elector {
                 at: Instant::now(),
             });
         }
-        let ours = local
-            .term
-            .as_ref()
-            .filter(|t| current.holder == cfg.identity && t.revision == kv.mod_revision);
+        // Our term, even if the answer to our last write was lost (timeout, connection reset):
+        // only this process writes records naming its identity.
+        let ours = local.term.as_ref().filter(|t| {
+            current.holder == cfg.identity
+                && current.transitions == t.record.transitions
+                && current.acquire_micros == t.record.acquire_micros
+        });
         let blind = cfg.fault == Fault::SkipPrecondition && local.term.is_some();
         let (record, expected) = match ours {
             // Renew: same term, newer renewTime, conditional on our own last write.
@@ -568,7 +576,8 @@ impl Elector {
                 let mut r = term.record.clone();
                 r.renew_micros = now;
                 r.lease_duration_seconds = cfg.lease_seconds();
-                (r, term.revision)
+                r.write = current.write.clone();
+                (r, kv.mod_revision)
             }
             None if blind => {
                 // The broken variant: renews its old term over whatever is there.

@@ -78,16 +78,26 @@ fn contender_main(spec: &str) -> ! {
         let handle = elector.handle();
         let (tx, rx) = tokio::sync::watch::channel(false);
         let writer = elector.clone();
+        let refused_log = db.with_file_name("refused.log");
         tokio::spawn(async move {
             let mut seq = 0u64;
             loop {
-                if handle.is_leader()
-                    && writer
-                        .write_fenced(&format!("{identity}/{seq}"))
-                        .await
-                        .is_ok()
-                {
-                    seq += 1;
+                if handle.is_leader() {
+                    match writer.write_fenced(&format!("{identity}/{seq}")).await {
+                        Ok(_) => seq += 1,
+                        // The fence at work: note it for the parent's report.
+                        Err(e) if e.to_string().contains("another candidate") => {
+                            use std::io::Write as _;
+                            if let Ok(mut f) = std::fs::OpenOptions::new()
+                                .create(true)
+                                .append(true)
+                                .open(&refused_log)
+                            {
+                                let _ = writeln!(f, "{identity}: {e}");
+                            }
+                        }
+                        Err(_) => {}
+                    }
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
@@ -471,6 +481,10 @@ fn contenders_in_separate_processes_never_overlap_and_deposed_writes_fail() {
                 history.get(i.wrapping_sub(1))
             );
         }
+        let refused = std::fs::read_to_string(cluster.dir.join("refused.log"))
+            .map(|t| t.lines().count())
+            .unwrap_or(0);
+        println!("leader proof: {refused} fenced writes of deposed leaders were refused");
         let writes: usize = terms_seen.iter().map(|t| t.writes).sum();
         println!(
             "leader proof: {} Lease versions, {} terms, {writes} fenced writes, {kills} SIGKILLs, {terms} SIGTERMs, {freezes} freezes",
