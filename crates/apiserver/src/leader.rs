@@ -51,6 +51,9 @@ pub enum Fault {
     /// Renews and writes without the resourceVersion precondition and without checking who
     /// holds the Lease (a blind overwrite).
     SkipPrecondition,
+    /// Does not bound a leader's renewal by the renew deadline (keeps leading while the
+    /// datastore hangs).
+    NoRenewDeadline,
 }
 
 /// Who contends, for which Lease, with which timings.
@@ -465,6 +468,9 @@ impl Elector {
         // A leader's try must end by its renew deadline, whatever the datastore does.
         let limit = match &phase {
             Phase::Following => STEP_TIMEOUT,
+            Phase::Leading { .. } if self.inner.config.fault == Fault::NoRenewDeadline => {
+                STEP_TIMEOUT
+            }
             Phase::Leading { renewed } => self
                 .inner
                 .config
