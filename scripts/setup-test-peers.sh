@@ -11,7 +11,8 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
     ca-certificates curl unzip python3 python3-pip \
     runc crun podman conmon skopeo docker-registry busybox-static uidmap iproute2 \
-    golang-github-containers-common etcd-server etcd-client protobuf-compiler fuse3 hyperfine >/dev/null
+    golang-github-containers-common etcd-server etcd-client protobuf-compiler fuse3 hyperfine \
+    redis-server postgresql-15 tzdata >/dev/null
 fi
 
 if ! command -v cargo-nextest >/dev/null; then

@@ -35,6 +35,13 @@ enum Command {
     /// The runc-compatible OCI runtime (`drover runtime --help`). Dispatched before anything
     /// else starts, so it runs in a single-threaded process.
     Runtime,
+    /// Log in to a registry (Docker's `login`; the same as `drover image login`).
+    #[command(disable_help_flag = true)]
+    Login {
+        /// `drover image login`'s arguments: `[SERVER] -u USER (-p PASS | --password-stdin)`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
 }
 
 #[derive(Args)]
@@ -165,6 +172,13 @@ fn main() -> ExitCode {
             drover_engine::cli::run(cmd, &engine::ImageStore, &engine::RUNTIME_FACTS)
         }
         Command::Runtime => unreachable!("dispatched before parsing"),
+        Command::Login { args } => {
+            let argv = ["drover", "image", "login"].map(std::ffi::OsString::from);
+            match Cli::parse_from(argv.into_iter().chain(args)).command {
+                Command::Image(cmd) => drover_image::cli::run(cmd),
+                _ => unreachable!("parsed as an image command"),
+            }
+        }
     }
 }
 

@@ -597,3 +597,28 @@ fn healthchecks_report_healthy_and_unhealthy() {
         "{ps}"
     );
 }
+
+#[test]
+fn terminals_for_run_and_exec() {
+    let Some(e) = engine("tty") else { return };
+    // `-t` gives the container a pty as its console; output arrives through it (CR LF).
+    let out = e.run(
+        &["--rm", "-t"],
+        &["sh", "-c", "tty; test -t 1 && echo is-a-tty; echo $TERM"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out).replace('\r', "");
+    // As under Docker: stdio is the pty's slave, `/dev/pts/0` in the container's devpts.
+    assert_eq!(text, "/dev/pts/0\nis-a-tty\nxterm\n");
+    // `exec -t` gets a pty of its own.
+    let out = e.run(&["-d", "--name", "box"], &["sleep", "60"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    e.wait_state("box", "running");
+    let out = e
+        .cmd(&["exec", "-t", "box", "sh", "-c", "tty; exit 5"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    let text = stdout(&out).replace('\r', "");
+    assert!(text.starts_with("/dev/pts/"), "{text:?}");
+}

@@ -689,7 +689,7 @@ impl Supervisor {
     }
 
     fn reap(&mut self) {
-        while let Ok(Some((pid, status))) = rustix::process::waitpid(None, WaitOptions::NOHANG) {
+        while let Ok(Some((pid, status))) = rustix::process::wait(WaitOptions::NOHANG) {
             let code = status
                 .exit_status()
                 .or_else(|| status.terminating_signal().map(|s| 128 + s))
