@@ -4,6 +4,7 @@
 #
 #   scripts/bench/runtime.sh                    # uses the standalone drover-runtime binary
 #   DROVER=/path/to/drover scripts/bench/runtime.sh   # or the full `drover runtime`
+#   RT_BIN=/path/to/drover-runtime scripts/bench/runtime.sh   # a prebuilt standalone binary
 #   RUNS=100 scripts/bench/runtime.sh
 #
 # crun 1.8 refuses hybrid cgroups ("drop all controllers from cgroupv2"): every runtime runs
@@ -19,7 +20,9 @@ WORK="$(mktemp -d /tmp/drover-test-rtbench.XXXXXX)"
 trap 'rm -rf "$WORK"' EXIT
 
 if [[ -n "${DROVER:-}" ]]; then
-  RT=("$DROVER" runtime)
+  RT=("$DROVER" runtime)       # the full binary, e.g. target/release/drover
+elif [[ -n "${RT_BIN:-}" ]]; then
+  RT=("$RT_BIN")               # a prebuilt standalone drover-runtime
 else
   cargo build --release -q -p drover-runtime
   RT=("$CARGO_TARGET_DIR/release/drover-runtime")
