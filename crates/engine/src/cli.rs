@@ -1060,12 +1060,22 @@ fn stop_one(layout: &Layout, record: &Record, timeout: u64) -> Result<()> {
 
 fn cmd_stop(a: StopArgs) -> Result<()> {
     let layout = Layout::new(&a.common.data_dir);
+    each_container(&a.containers, "stopped", |key| {
+        let r = layout.find(key)?;
+        stop_one(&layout, &r, a.time.unwrap_or(r.stop_timeout))
+    })
+}
+
+/// Runs `f` for every container named, printing each name that succeeded and each error, as
+/// Docker does; fails at the end if any failed.
+fn each_container(
+    keys: &[String],
+    done: &str,
+    mut f: impl FnMut(&str) -> Result<()>,
+) -> Result<()> {
     let mut failed = false;
-    for key in &a.containers {
-        match layout
-            .find(key)
-            .and_then(|r| stop_one(&layout, &r, a.time.unwrap_or(r.stop_timeout)))
-        {
+    for key in keys {
+        match f(key) {
             Ok(()) => println!("{key}"),
             Err(e) => {
                 eprintln!("drover: {e:#}");
@@ -1074,85 +1084,59 @@ fn cmd_stop(a: StopArgs) -> Result<()> {
         }
     }
     if failed {
-        bail!("some containers could not be stopped");
+        bail!("some containers could not be {done}");
     }
     Ok(())
 }
 
 fn cmd_kill(a: KillArgs) -> Result<()> {
     let layout = Layout::new(&a.common.data_dir);
-    let mut failed = false;
-    for key in &a.containers {
-        let result = running_record(&layout, key).and_then(|(r, _)| {
-            fs::write(layout.container(&r.id).path().join("stopped-by-user"), b"")?;
-            let ok = runtime(&layout)?
-                .args(["kill", &r.id, &signal_arg(&a.signal)])
-                .status()?
-                .success();
-            if !ok {
-                bail!("could not send {} to {key}", a.signal);
-            }
-            Ok(())
-        });
-        match result {
-            Ok(()) => println!("{key}"),
-            Err(e) => {
-                eprintln!("drover: {e:#}");
-                failed = true;
-            }
+    each_container(&a.containers, "signalled", |key| {
+        let (r, _) = running_record(&layout, key)?;
+        fs::write(layout.container(&r.id).path().join("stopped-by-user"), b"")?;
+        let ok = runtime(&layout)?
+            .args(["kill", &r.id, &signal_arg(&a.signal)])
+            .status()?
+            .success();
+        if !ok {
+            bail!("could not send {} to {key}", a.signal);
         }
-    }
-    if failed {
-        bail!("some containers could not be signalled");
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 fn cmd_rm(a: RmArgs, images: &dyn ImageSource) -> Result<()> {
     let layout = Layout::new(&a.common.data_dir);
-    let mut failed = false;
-    for key in &a.containers {
-        let result = layout.find(key).and_then(|r| {
-            let dir = layout.container(&r.id);
-            let st = effective_status(&dir);
-            if st.state == State::Running {
-                if !a.force {
-                    bail!(
-                        "You cannot remove a running container {}. Stop the container before attempting removal or force remove",
-                        r.id
-                    );
-                }
-                fs::write(dir.path().join("stopped-by-user"), b"")?;
-                let _ = runtime(&layout)?
-                    .args(["kill", &r.id, "KILL"])
-                    .stderr(Stdio::null())
-                    .status();
-                wait_exited(&layout, &r.id, Duration::from_secs(10));
+    each_container(&a.containers, "removed", |key| {
+        let r = layout.find(key)?;
+        let dir = layout.container(&r.id);
+        let st = effective_status(&dir);
+        if st.state == State::Running {
+            if !a.force {
+                bail!(
+                    "You cannot remove a running container {}. Stop the container before attempting removal or force remove",
+                    r.id
+                );
             }
+            fs::write(dir.path().join("stopped-by-user"), b"")?;
             let _ = runtime(&layout)?
-                .args(["delete", "--force", &r.id])
+                .args(["kill", &r.id, "KILL"])
                 .stderr(Stdio::null())
                 .status();
-            let _ = rustix::mount::unmount(dir.rootfs(), rustix::mount::UnmountFlags::DETACH);
-            fs::remove_dir_all(dir.path())
-                .with_context(|| format!("removing {}", dir.path().display()))?;
-            if r.rootfs_dir.is_none() {
-                images.release(&a.common.data_dir, &r.id);
-            }
-            Ok(())
-        });
-        match result {
-            Ok(()) => println!("{key}"),
-            Err(e) => {
-                eprintln!("drover: {e:#}");
-                failed = true;
-            }
+            wait_exited(&layout, &r.id, Duration::from_secs(10));
         }
-    }
-    if failed {
-        bail!("some containers could not be removed");
-    }
-    Ok(())
+        let _ = runtime(&layout)?
+            .args(["delete", "--force", &r.id])
+            .stderr(Stdio::null())
+            .status();
+        let _ = rustix::mount::unmount(dir.rootfs(), rustix::mount::UnmountFlags::DETACH);
+        fs::remove_dir_all(dir.path())
+            .with_context(|| format!("removing {}", dir.path().display()))?;
+        if r.rootfs_dir.is_none() {
+            images.release(&a.common.data_dir, &r.id);
+        }
+        Ok(())
+    })
 }
 
 fn rfc3339(t: Option<(i64, u32)>) -> String {

@@ -77,60 +77,14 @@ pub fn human_duration(seconds: i64) -> String {
 /// into microseconds since the Unix epoch. Returns `None` for anything else, and for Go's zero
 /// time (`0001-01-01T00:00:00Z`), which upstream prints as `<unknown>`.
 pub(crate) fn parse_rfc3339(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
-        return None;
-    }
-    if b[13] != b':' || b[16] != b':' {
-        return None;
-    }
-    let num = |from: usize, to: usize| -> Option<i64> {
-        let part = s.get(from..to)?;
-        if !part.bytes().all(|c| c.is_ascii_digit()) {
-            return None;
-        }
-        part.parse().ok()
+    // Upstream's printers also meet `2024-05-01 10:00:00Z`.
+    let spaced = s.as_bytes().get(10) == Some(&b' ');
+    let normalized = match (spaced, s.get(..10), s.get(11..)) {
+        (true, Some(date), Some(time)) => format!("{date}T{time}"),
+        _ => s.to_owned(),
     };
-    let (year, month, day) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
-    let (hour, minute, second) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
-    if !(1..=12).contains(&month)
-        || !(1..=31).contains(&day)
-        || hour > 23
-        || minute > 59
-        || second > 60
-    {
-        return None;
-    }
-    let mut rest = &s[19..];
-    let mut micros = 0;
-    if let Some(frac) = rest.strip_prefix('.') {
-        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return None;
-        }
-        let kept = &frac[..digits.min(6)];
-        micros = kept.parse::<i64>().ok()? * 10_i64.pow(6 - kept.len() as u32);
-        rest = &frac[digits..];
-    }
-    let offset_secs = match rest {
-        "Z" | "z" => 0,
-        _ => {
-            let sign = match rest.as_bytes().first() {
-                Some(b'+') => 1,
-                Some(b'-') => -1,
-                _ => return None,
-            };
-            let ob = rest.as_bytes();
-            if ob.len() != 6 || ob[3] != b':' {
-                return None;
-            }
-            let oh: i64 = rest[1..3].parse().ok()?;
-            let om: i64 = rest[4..6].parse().ok()?;
-            sign * (oh * 3600 + om * 60)
-        }
-    };
-    let days = days_from_civil(year, month, day);
-    let secs = days * 86_400 + hour * 3600 + minute * 60 + second - offset_secs;
+    let (secs, nanos) = crate::time::parse_rfc3339(&normalized)?;
+    let micros = i64::from(nanos / 1000);
     if secs == GO_ZERO_UNIX_SECS && micros == 0 {
         return None;
     }
@@ -140,15 +94,7 @@ pub(crate) fn parse_rfc3339(s: &str) -> Option<i64> {
 /// Formats Unix seconds as RFC 3339 in UTC (`2024-05-01T10:00:00Z`), as Go's
 /// `t.UTC().Format(time.RFC3339)` does.
 pub(crate) fn format_rfc3339(unix_secs: i64) -> String {
-    let days = unix_secs.div_euclid(86_400);
-    let secs = unix_secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
+    crate::time::format_rfc3339(unix_secs, None).unwrap_or_else(|| "0001-01-01T00:00:00Z".into())
 }
 
 /// Go's zero time in RFC 3339, what upstream prints for a missing creation timestamp.
@@ -172,31 +118,6 @@ pub(crate) fn since(ts: Option<&serde_json::Value>, now: i64) -> String {
         Some(t) => human_duration(seconds_between(t, now * MICROS)),
         None => "<unknown>".to_owned(),
     }
-}
-
-/// Days since the Unix epoch of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// The inverse of [`days_from_civil`].
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 #[cfg(test)]
