@@ -499,6 +499,8 @@ impl Elector {
             }
             (Err(_), _) => Phase::Following,
         };
+        // Stop leading before anything that could wait (a fenced write may hold the lock).
+        self.set_leading(matches!(next, Phase::Leading { .. }));
         if next == Phase::Following {
             self.inner.local.lock().await.term = None;
         }
@@ -513,7 +515,6 @@ impl Elector {
                 tracing::warn!("{} stopped leading {}", self.identity(), self.lease_name());
             }
         }
-        self.set_leading(matches!(next, Phase::Leading { .. }));
         next
     }
 
@@ -532,8 +533,11 @@ impl Elector {
         let store = &self.inner.store;
         let key = &self.inner.key;
         let mut local = self.inner.local.lock().await;
+        let read = store.get(key).await?;
+        // Stamped after the read: an acquisition's acquireTime is then never earlier than the
+        // moment the expiry below was judged.
         let now = now_micros();
-        let Some(kv) = store.get(key).await? else {
+        let Some(kv) = read else {
             let record = LeaseRecord {
                 holder: cfg.identity.clone(),
                 lease_duration_seconds: cfg.lease_seconds(),
