@@ -21,13 +21,23 @@
 //!                                          execve
 //! ```
 
-use std::ffi::{CStr, CString, c_char};
+mod program;
+mod raw;
+
+use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use rustix::io::Errno;
 
 use crate::sys::ChildError;
+pub use program::Program;
+pub(crate) use raw::set_dumpable_off;
+pub use raw::{block_signals, exit_now};
+use raw::{
+    clone_process, close_inherited_fds, gid, join_session_keyring, last_errno, restore_signals,
+    setns, uid, unshare, wait_fifo,
+};
 
 // === step codes (1–99, shared with console.rs: 20–39) ===
 
@@ -127,127 +137,6 @@ pub struct Join {
     pub nstype: i32,
     /// Its index in `linux.namespaces` (for error messages).
     pub index: u32,
-}
-
-/// The program to exec: argv, envp and PATH candidates, all prepared by the parent.
-pub struct Program {
-    /// `args[0]` as the user wrote it (for the not-found message).
-    pub name: String,
-    candidates: Vec<CString>,
-    _argv: Vec<CString>,
-    _envp: Vec<CString>,
-    argv_ptrs: Vec<*const c_char>,
-    envp_ptrs: Vec<*const c_char>,
-}
-
-impl std::fmt::Debug for Program {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Program")
-            .field("name", &self.name)
-            .field("candidates", &self.candidates)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Program {
-    /// Prepares `args` and `env`; a bare name is looked up in the `PATH` of `env` (or the
-    /// default PATH) inside the container.
-    pub fn new(args: &[String], env: &[String]) -> anyhow::Result<Self> {
-        let Some(name) = args.first() else {
-            bail!("process.args: empty (the container needs a program to run)");
-        };
-        let cstr = |s: &str, what: &str| {
-            CString::new(s).with_context(|| format!("{what} {s:?} contains a NUL byte"))
-        };
-        let argv = args
-            .iter()
-            .map(|a| cstr(a, "process.args entry"))
-            .collect::<Result<Vec<_>, _>>()?;
-        let envp = env
-            .iter()
-            .map(|e| cstr(e, "process.env entry"))
-            .collect::<Result<Vec<_>, _>>()?;
-        let candidates = if name.contains('/') {
-            vec![cstr(name, "process.args[0]")?]
-        } else {
-            let path = env
-                .iter()
-                .rev()
-                .find_map(|e| e.strip_prefix("PATH="))
-                .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-            path.split(':')
-                .map(|dir| {
-                    let dir = if dir.is_empty() { "." } else { dir };
-                    cstr(
-                        &format!("{}/{name}", dir.trim_end_matches('/')),
-                        "PATH candidate",
-                    )
-                })
-                .collect::<Result<Vec<_>, _>>()?
-        };
-        let ptrs = |v: &[CString]| {
-            v.iter()
-                .map(|c| c.as_ptr())
-                .chain(std::iter::once(std::ptr::null()))
-                .collect()
-        };
-        Ok(Self {
-            name: name.clone(),
-            argv_ptrs: ptrs(&argv),
-            envp_ptrs: ptrs(&envp),
-            candidates,
-            _argv: argv,
-            _envp: envp,
-        })
-    }
-
-    /// The message for a [`STEP_NOT_FOUND`] error, in runc's words.
-    pub fn not_found_message(&self, errno: i32) -> String {
-        if self.name.contains('/') {
-            let err = std::io::Error::from_raw_os_error(errno);
-            format!(
-                "exec: {:?}: stat {}: {}",
-                self.name,
-                self.name,
-                lower_first(&err)
-            )
-        } else {
-            format!("exec: {:?}: executable file not found in $PATH", self.name)
-        }
-    }
-
-    /// Child side: the first candidate that is an executable regular file.
-    fn lookup(&self) -> Result<&CStr, ChildError> {
-        let mut last = Errno::NOENT;
-        for c in &self.candidates {
-            match rustix::fs::stat(c.as_c_str()) {
-                Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFREG => {
-                    match rustix::fs::access(c.as_c_str(), rustix::fs::Access::EXEC_OK) {
-                        Ok(()) => return Ok(c.as_c_str()),
-                        Err(e) => last = e,
-                    }
-                }
-                Ok(_) => last = Errno::ACCESS,
-                Err(e) => {
-                    if e != Errno::NOENT && e != Errno::NOTDIR {
-                        last = e;
-                    }
-                }
-            }
-        }
-        Err(ChildError::new(STEP_NOT_FOUND, last, 0))
-    }
-}
-
-fn lower_first(e: &std::io::Error) -> String {
-    // Go's messages are lower-case ("no such file or directory").
-    let s = e.to_string();
-    let s = s.split(" (os error").next().unwrap_or(&s).to_string();
-    let mut c = s.chars();
-    match c.next() {
-        Some(f) => f.to_lowercase().chain(c).collect(),
-        None => s,
-    }
 }
 
 /// Everything the child does, prepared by the parent.
@@ -423,30 +312,6 @@ pub fn spawn(plan: &Plan) -> anyhow::Result<Child> {
     })
 }
 
-/// A fork-like `clone`: no new stack, no shared memory; returns 0 in the child.
-#[allow(unsafe_code)]
-fn clone_process(ns_flags: i32) -> std::io::Result<i32> {
-    // SAFETY: SYS_clone with a NULL stack behaves like fork(2) with namespace flags: the child
-    // gets a copy of the address space and continues here. The caller is single-threaded (the
-    // runtime CLI never starts threads), so no lock can be held by a thread that does not exist
-    // in the child, and the child only makes raw syscalls on data prepared before the clone
-    // (no allocation, see crate::sys) until it execs or `_exit`s.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_clone,
-            (ns_flags | libc::SIGCHLD) as libc::c_ulong,
-            0usize,
-            0usize,
-            0usize,
-            0usize,
-        )
-    };
-    if ret < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(ret as i32)
-}
-
 /// The child: runs the sequence, reports a failure and exits; on success it has exec'd.
 fn run_child(plan: &Plan, sock: BorrowedFd<'_>) -> ! {
     let err = match child_sequence(plan, sock) {
@@ -458,13 +323,6 @@ fn run_child(plan: &Plan, sock: BorrowedFd<'_>) -> ! {
     msg[1..].copy_from_slice(&err.to_bytes());
     let _ = send(sock, &msg);
     exit_now(1)
-}
-
-/// `_exit` without running any destructor or atexit handler.
-#[allow(unsafe_code)]
-pub fn exit_now(code: i32) -> ! {
-    // SAFETY: _exit is async-signal-safe and never returns.
-    unsafe { libc::_exit(code) }
 }
 
 enum Never {}
@@ -572,265 +430,5 @@ fn child_sequence(plan: &Plan, sock: BorrowedFd<'_>) -> Result<Never, ChildError
             Err(e) => return Err(ChildError::new(STEP_WAIT_START, e, 0)),
         },
     }
-    Err(execve(exe, &plan.program))
-}
-
-fn uid(n: u32) -> rustix::process::Uid {
-    rustix::process::Uid::from_raw(n)
-}
-
-fn gid(n: u32) -> rustix::process::Gid {
-    rustix::process::Gid::from_raw(n)
-}
-
-#[allow(unsafe_code)]
-fn unshare(flags: i32) -> Result<(), Errno> {
-    let flags = rustix::thread::UnshareFlags::from_bits_retain(flags as u32);
-    // SAFETY: the child is single-threaded, so no other thread can observe the namespaces (or
-    // an unshared fd table) change under it.
-    unsafe { rustix::thread::unshare_unsafe(flags) }
-}
-
-#[allow(unsafe_code)]
-fn setns(fd: BorrowedFd<'_>, nstype: i32) -> Result<(), Errno> {
-    // SAFETY: setns on a namespace fd we own; it changes only this (single-threaded) process.
-    let r = unsafe { libc::setns(fd.as_raw_fd(), nstype) };
-    if r < 0 {
-        Err(Errno::from_raw_os_error(last_errno()))
-    } else {
-        Ok(())
-    }
-}
-
-fn last_errno() -> i32 {
-    // Reads errno without allocating.
-    std::io::Error::last_os_error()
-        .raw_os_error()
-        .unwrap_or(libc::EIO)
-}
-
-/// Marks every fd from 3 + `preserve` up close-on-exec (one `close_range`), and clears it on
-/// the preserved ones: the program sees only stdio and `--preserve-fds` (CVE-2024-21626).
-#[allow(unsafe_code)]
-fn close_inherited_fds(preserve: u32) -> Result<(), ChildError> {
-    for fd in 3..3 + preserve as i32 {
-        // SAFETY: fcntl on an fd number; a closed number just fails with EBADF.
-        if unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } < 0 {
-            return Err(ChildError {
-                step: STEP_PRESERVE_FDS,
-                errno: last_errno(),
-                index: fd as u32,
-            });
-        }
-    }
-    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only changes fd flags.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_close_range,
-            3 + preserve,
-            u32::MAX,
-            libc::CLOSE_RANGE_CLOEXEC,
-        )
-    };
-    if r < 0 {
-        return Err(ChildError {
-            step: STEP_CLOSE_FDS,
-            errno: last_errno(),
-            index: 0,
-        });
-    }
-    Ok(())
-}
-
-/// Reopens the `O_PATH` fifo for writing — this blocks until `start` opens it for reading —
-/// and writes one byte.
-fn wait_fifo(fifo: BorrowedFd<'_>) -> Result<(), ChildError> {
-    let mut path = [0u8; 32];
-    let p = proc_fd_path(&mut path, fifo.as_raw_fd());
-    let fd = loop {
-        match rustix::fs::open(
-            p,
-            rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::CLOEXEC,
-            rustix::fs::Mode::empty(),
-        ) {
-            Ok(fd) => break fd,
-            Err(Errno::INTR) => continue,
-            Err(e) => return Err(ChildError::new(STEP_FIFO_OPEN, e, 0)),
-        }
-    };
-    step(STEP_FIFO_WRITE, rustix::io::write(&fd, b"0"))?;
-    Ok(())
-}
-
-/// Formats `/proc/self/fd/N` into `buf` without allocating.
-fn proc_fd_path(buf: &mut [u8; 32], fd: RawFd) -> &CStr {
-    const PREFIX: &[u8] = b"/proc/self/fd/";
-    buf[..PREFIX.len()].copy_from_slice(PREFIX);
-    let mut digits = [0u8; 10];
-    let mut n = fd as u32;
-    let mut len = 0;
-    loop {
-        digits[len] = b'0' + (n % 10) as u8;
-        len += 1;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    for i in 0..len {
-        buf[PREFIX.len() + i] = digits[len - 1 - i];
-    }
-    buf[PREFIX.len() + len] = 0;
-    CStr::from_bytes_until_nul(&buf[..]).unwrap_or(c"/proc/self/fd/")
-}
-
-/// Restores the signal mask, and SIGPIPE's default action (Rust ignores SIGPIPE in the runtime,
-/// and an ignored signal would stay ignored across exec).
-#[allow(unsafe_code)]
-fn restore_signals(mask: &libc::sigset_t) -> Result<(), ChildError> {
-    // SAFETY: signal() and sigprocmask are async-signal-safe; the set was prepared by the parent.
-    if unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) } == libc::SIG_ERR {
-        return Err(ChildError {
-            step: STEP_SIGMASK,
-            errno: last_errno(),
-            index: 1,
-        });
-    }
-    // SAFETY: as above.
-    if unsafe { libc::sigprocmask(libc::SIG_SETMASK, mask, std::ptr::null_mut()) } < 0 {
-        return Err(ChildError {
-            step: STEP_SIGMASK,
-            errno: last_errno(),
-            index: 0,
-        });
-    }
-    Ok(())
-}
-
-#[allow(unsafe_code)]
-fn join_session_keyring() -> Result<(), ChildError> {
-    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
-    // SAFETY: keyctl(JOIN_SESSION_KEYRING, NULL) makes an anonymous keyring; no memory is read.
-    let r = unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, 0usize) };
-    if r < 0 {
-        let errno = last_errno();
-        // Kernels without keys (ENOSYS) or a full quota (EDQUOT) run without one, like runc.
-        if errno != libc::ENOSYS && errno != libc::EDQUOT {
-            return Err(ChildError {
-                step: STEP_KEYRING,
-                errno,
-                index: 0,
-            });
-        }
-    }
-    Ok(())
-}
-
-#[allow(unsafe_code)]
-fn execve(exe: &CStr, p: &Program) -> ChildError {
-    // SAFETY: argv and envp are NULL-terminated arrays of pointers into CStrings owned by the
-    // plan, which lives (in this copy of the address space) until execve replaces it.
-    unsafe { libc::execve(exe.as_ptr(), p.argv_ptrs.as_ptr(), p.envp_ptrs.as_ptr()) };
-    ChildError {
-        step: STEP_EXECVE,
-        errno: last_errno(),
-        index: 0,
-    }
-}
-
-/// `prctl(PR_SET_DUMPABLE, 0)`: while this binary runs inside a container's namespaces (the
-/// child until `execve`, the whole `exec` parent), no container process can open its
-/// `/proc/PID/exe` or memory (CVE-2019-5736). `execve` of the program resets it.
-#[allow(unsafe_code)]
-pub(crate) fn set_dumpable_off() -> anyhow::Result<()> {
-    // SAFETY: prctl(PR_SET_DUMPABLE, 0) takes integers only.
-    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } < 0 {
-        return Err(std::io::Error::last_os_error()).context("prctl(PR_SET_DUMPABLE, 0)");
-    }
-    Ok(())
-}
-
-/// Blocks the signals the parent forwards (and SIGCHLD) and returns the previous mask, which
-/// the child restores before exec.
-#[allow(unsafe_code)]
-pub fn block_signals() -> anyhow::Result<(libc::sigset_t, libc::sigset_t)> {
-    // SAFETY: plain sigset manipulation on stack values; sigprocmask on this single thread.
-    unsafe {
-        let mut all: libc::sigset_t = std::mem::zeroed();
-        let mut old: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut all);
-        // Keep the synchronous fault signals deliverable.
-        for s in [
-            libc::SIGSEGV,
-            libc::SIGBUS,
-            libc::SIGILL,
-            libc::SIGFPE,
-            libc::SIGTRAP,
-        ] {
-            libc::sigdelset(&mut all, s);
-        }
-        if libc::sigprocmask(libc::SIG_BLOCK, &all, &mut old) < 0 {
-            bail!("sigprocmask: {}", std::io::Error::last_os_error());
-        }
-        Ok((all, old))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn proc_fd_path_formats_numbers() {
-        let mut b = [0u8; 32];
-        assert_eq!(proc_fd_path(&mut b, 7), c"/proc/self/fd/7");
-        assert_eq!(proc_fd_path(&mut b, 1234567), c"/proc/self/fd/1234567");
-        assert_eq!(proc_fd_path(&mut b, 0), c"/proc/self/fd/0");
-    }
-
-    #[test]
-    fn bare_names_are_looked_up_in_the_containers_path() {
-        let env = vec!["A=1".to_string(), "PATH=/x/bin::/y/".to_string()];
-        let p = Program::new(&["sh".into(), "-c".into()], &env).unwrap();
-        let c: Vec<_> = p.candidates.iter().map(|c| c.to_str().unwrap()).collect();
-        assert_eq!(c, ["/x/bin/sh", "./sh", "/y/sh"]);
-        assert_eq!(p.argv_ptrs.len(), 3);
-        assert!(p.argv_ptrs[2].is_null());
-        let p = Program::new(&["/bin/true".into()], &[]).unwrap();
-        assert_eq!(p.candidates, [c"/bin/true".to_owned()]);
-    }
-
-    #[test]
-    fn not_found_messages_match_runc() {
-        let p = Program::new(&["foo".into()], &[]).unwrap();
-        assert_eq!(
-            p.not_found_message(libc::ENOENT),
-            "exec: \"foo\": executable file not found in $PATH"
-        );
-        let p = Program::new(&["/x/foo".into()], &[]).unwrap();
-        assert_eq!(
-            p.not_found_message(libc::ENOENT),
-            "exec: \"/x/foo\": stat /x/foo: no such file or directory"
-        );
-    }
-
-    #[test]
-    fn lookup_skips_missing_and_non_executable_candidates() {
-        let dir = tempfile::tempdir().unwrap();
-        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
-        std::fs::create_dir_all(a.join("prog")).unwrap(); // a directory is not a program
-        std::fs::create_dir_all(&b).unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::write(b.join("prog"), b"#!/bin/sh\n").unwrap();
-        std::fs::set_permissions(b.join("prog"), std::fs::Permissions::from_mode(0o755)).unwrap();
-        let path = format!("PATH=/nonexistent:{}:{}", a.display(), b.display());
-        let p = Program::new(&["prog".into()], std::slice::from_ref(&path)).unwrap();
-        assert_eq!(
-            p.lookup().unwrap().to_str().unwrap(),
-            b.join("prog").to_str().unwrap()
-        );
-        // Negative control: without the executable directory nothing is found.
-        let p = Program::new(&["prog".into()], &[format!("PATH={}", a.display())]).unwrap();
-        assert_eq!(p.lookup().unwrap_err().step, STEP_NOT_FOUND);
-    }
+    Err(plan.program.execve(exe))
 }
