@@ -1,6 +1,6 @@
 //! OCI lifecycle hooks: each runs with the container's state JSON on stdin, in order, with the
-//! hook's own `args` (args[0] is argv[0]) and `env` (replacing the runtime's environment), and an
-//! optional `timeout` in seconds. A hook that exits non-zero, is killed or times out is an error.
+//! hook's own `args` (`args[0]` is `argv[0]`) and `env` (replacing the runtime's environment),
+//! and an optional `timeout` in seconds. A hook that exits non-zero, is killed or times out is an error.
 //!
 //! `prestart` (deprecated) and `createRuntime` run in the runtime's namespaces during `create`,
 //! after the container's namespaces exist and before `pivot_root`; `createContainer` runs at the

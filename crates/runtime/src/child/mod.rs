@@ -8,11 +8,11 @@
 //! parent                                   child
 //!   clone ───────────────────────────────▶ wait GO
 //!   uid/gid maps, cgroup add_pid, GO ────▶ setresuid(0) in a new userns, setns (user first),
-//!                                          unshare, hostname
+//!                                          unshare, hostname, keyring, mounts
 //!                          ◀──────────── NS_READY (only when the spec has create hooks)
 //!   prestart/createRuntime/createContainer
-//!   hooks, HOOKS_DONE ───────────────────▶ rootfs (mounts, pivot_root), console, rlimits,
-//!                                          seccomp (no_new_privs false), identity, cwd,
+//!   hooks, HOOKS_DONE ───────────────────▶ pivot_root, masks, console, rlimits,
+//!                                          seccomp (no_new_privs false), cwd, identity,
 //!                                          CLOEXEC on every fd but stdio and --preserve-fds,
 //!                                          PATH lookup, seccomp (no_new_privs true)
 //!                          ◀──────────── READY (or a 12-byte ChildError at any step)

@@ -1,7 +1,7 @@
 //! runc's command line: `drover runtime [global flags] <verb> [flags] <id> [args]`.
 //!
 //! Verbs and flags follow runc 1.1 (what conmon and podman call), parsed Go-style
-//! ([`flags`]). Exit codes: 0 on success, 1 on any error, and for a foreground `run`/`exec` the
+//! (`flags`). Exit codes: 0 on success, 1 on any error, and for a foreground `run`/`exec` the
 //! program's own exit code (128+N when killed by signal N). An error goes to stderr and, with
 //! `--log FILE`, to that file too; `--log-format json` writes
 //! `{"level":"error","msg":"…","time":"…"}` lines, which podman reads back.

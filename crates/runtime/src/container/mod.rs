@@ -5,7 +5,7 @@
 //! the create hooks and waits for READY; only then is `state.json` written. Anything that fails
 //! before that point is undone (`launch::Undo`): the child is killed and reaped, the cgroup
 //! removed and the state directory wiped, so a failed create never leaves a half container
-//! behind. [`launch`] holds that sequence; this file the verbs and the waiting.
+//! behind. `launch` holds that sequence; this file the verbs and the waiting.
 
 mod launch;
 
