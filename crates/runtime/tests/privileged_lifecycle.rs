@@ -864,3 +864,31 @@ fn warnings_go_to_the_log_file_when_there_is_one() {
     assert_eq!(line["level"], "warning");
     assert!(line["msg"].as_str().unwrap().contains("ambient"), "{line}");
 }
+
+#[test]
+fn exec_joins_a_user_namespace_first() {
+    if !privileged() {
+        return;
+    }
+    let mut cfg = base_config(&["sleep", "1000"]);
+    cfg["linux"]["namespaces"] = json!([{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "user"}]);
+    cfg["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+    cfg["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+    let bundle = Bundle::new(&cfg);
+    let c = Container::new("userexec");
+    let out = c.rt(&["run", "-d", "-b", bundle.path().to_str().unwrap(), &c.id]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let pid = c.state()["pid"].as_i64().unwrap();
+    let out = c.rt(&[
+        "exec",
+        "--user",
+        "1000",
+        &c.id,
+        "sh",
+        "-c",
+        "id -u; readlink /proc/self/ns/user",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let userns = std::fs::read_link(format!("/proc/{pid}/ns/user")).unwrap();
+    assert_eq!(text(&out.stdout), format!("1000\n{}\n", userns.display()));
+}
