@@ -14,6 +14,7 @@
 
 mod any;
 pub mod conformance;
+pub mod dump;
 mod error;
 mod etcd;
 mod mem;

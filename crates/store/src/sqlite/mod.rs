@@ -6,6 +6,7 @@
 //! batches and checkpoints the WAL ([`maintenance`]). Reads run on a small pool of read
 //! connections, each in its own snapshot ([`read`]). Watches fan out in process ([`crate::watch`]).
 
+pub(crate) mod dump;
 mod maintenance;
 mod read;
 mod schema;
@@ -90,6 +91,9 @@ struct Inner {
     reads: Arc<ReadPool>,
     hub: Arc<Hub>,
     shared: Arc<Shared>,
+    /// A shared lock on `<db>.lock` while the store is open, so `drover datastore import` and
+    /// `snapshot restore` (which take it exclusively) refuse to run under a server ([`dump`]).
+    _lock: std::fs::File,
 }
 
 /// State the writer publishes for everyone else.
@@ -108,6 +112,7 @@ impl SqliteStore {
     /// Opens (or creates) the database and starts the writer thread. This does blocking file
     /// IO; from async code call it through `tokio::task::spawn_blocking` or at startup.
     pub fn open(config: SqliteConfig) -> Result<SqliteStore, Error> {
+        let lock = dump::lock_shared(&config.path)?;
         let conn = schema::open_writer(&config)?;
         let start = schema::load_meta(&conn, &config.path)?;
         let shared = Arc::new(Shared::default());
@@ -136,6 +141,7 @@ impl SqliteStore {
                 reads,
                 hub,
                 shared,
+                _lock: lock,
             }),
         })
     }
