@@ -225,21 +225,60 @@ async fn current(store: &AnyStore) -> Option<(Revision, LeaseRecord)> {
 }
 
 /// Waits until someone other than `not` holds the Lease; returns the holder's record.
-async fn wait_for_holder(store: &AnyStore, not: &str, within: Duration) -> LeaseRecord {
+async fn try_wait_for_holder(store: &AnyStore, not: &str, within: Duration) -> Option<LeaseRecord> {
     let deadline = Instant::now() + within;
     loop {
         if let Some((_, r)) = current(store).await
             && !r.holder.is_empty()
             && r.holder != not
         {
-            return r;
+            return Some(r);
         }
-        assert!(
-            Instant::now() < deadline,
-            "no new holder of the Lease within {within:?} (old holder {not:?}): elector stuck?"
-        );
+        if Instant::now() >= deadline {
+            return None;
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+async fn wait_for_holder(store: &AnyStore, not: &str, within: Duration) -> LeaseRecord {
+    match try_wait_for_holder(store, not, within).await {
+        Some(r) => r,
+        None => panic!(
+            "no new holder of the Lease within {within:?} (old holder {not:?}): elector stuck?"
+        ),
+    }
+}
+
+/// SIGSTOPs `pid` (the holder) until another contender holds the Lease; returns that record
+/// and how many times the freeze had to be retried. A process frozen inside a SQLite write
+/// transaction keeps the file's write lock, and then no process can write at all (a property
+/// of a shared SQLite file, not of the elector): only when a probe write by this process fails
+/// too is the holder thawed briefly and frozen again. The caller sends SIGCONT.
+async fn freeze_until_taken_over(store: &AnyStore, pid: u32, holder: &str) -> (LeaseRecord, u32) {
+    for attempt in 0..5 {
+        signal(pid, "STOP");
+        if let Some(next) = try_wait_for_holder(store, holder, LEASE * 3).await {
+            return (next, attempt);
+        }
+        let probe = tokio::time::timeout(
+            Duration::from_secs(2),
+            store.create(
+                &format!("/drover-test/probe/{attempt}-{}", now_micros()),
+                bytes::Bytes::from_static(b"1"),
+            ),
+        )
+        .await;
+        assert!(
+            !matches!(probe, Ok(Ok(_))),
+            "the datastore is writable, yet no contender took the Lease over from the frozen {holder:?} within {:?}: elector stuck",
+            LEASE * 3
+        );
+        println!("  {holder} was frozen holding the SQLite write lock; thawing and freezing again");
+        signal(pid, "CONT");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    panic!("could not freeze {holder:?} outside a write transaction in 5 tries");
 }
 
 /// Every version of the Lease, in revision order, from the datastore's history.
@@ -447,8 +486,7 @@ fn contenders_in_separate_processes_never_overlap_and_deposed_writes_fail() {
                 _ => {
                     // A long pause (GC, swap, SIGSTOP): the others take over; on resume the
                     // frozen leader's renewals and fenced writes must all be refused.
-                    signal(pid, "STOP");
-                    let next = wait_for_holder(&store, &holder.holder, LEASE * 5).await;
+                    let (next, _) = freeze_until_taken_over(&store, pid, &holder.holder).await;
                     tokio::time::sleep(Duration::from_millis(300)).await;
                     signal(pid, "CONT");
                     println!(
@@ -542,8 +580,7 @@ fn negative_control_writes_without_the_precondition_are_flagged() {
         }
         let holder = wait_for_holder(&store, "", Duration::from_secs(20)).await;
         let pid = cluster.pid_of(&holder.holder).expect("holder is ours");
-        signal(pid, "STOP");
-        wait_for_holder(&store, &holder.holder, LEASE * 5).await;
+        freeze_until_taken_over(&store, pid, &holder.holder).await;
         signal(pid, "CONT");
         tokio::time::sleep(Duration::from_secs(1)).await;
         cluster.stop_all();
