@@ -56,9 +56,7 @@ fn parse(root: &Root, f: &crate::cli::flags::Parsed) -> anyhow::Result<ExecArgs>
     let process = match f.get("process") {
         Some(path) => {
             let bytes = std::fs::read(path).with_context(|| format!("reading --process {path}"))?;
-            let de = &mut serde_json::Deserializer::from_slice(&bytes);
-            serde_path_to_error::deserialize::<_, Process>(de)
-                .map_err(|e| anyhow::anyhow!("--process {path}: {}: {}", e.path(), e.inner()))?
+            parse_process(&bytes).with_context(|| format!("--process {path}"))?
         }
         None => {
             if cmd.is_empty() {
@@ -113,6 +111,19 @@ fn parse(root: &Root, f: &crate::cli::flags::Parsed) -> anyhow::Result<ExecArgs>
         pid_file: f.get("pid-file").map(Into::into),
         detach: f.on("detach"),
         preserve_fds: crate::cli::parse_preserve_fds(f.get("preserve-fds"))?,
+    })
+}
+
+/// A runtime-spec `process` object; like runc, a missing `user` means uid 0, gid 0.
+fn parse_process(bytes: &[u8]) -> anyhow::Result<Process> {
+    let mut v: serde_json::Value = serde_json::from_slice(bytes)?;
+    if let Some(o) = v.as_object_mut() {
+        o.entry("user")
+            .or_insert_with(|| serde_json::json!({"uid": 0, "gid": 0}));
+    }
+    serde_path_to_error::deserialize::<_, Process>(v).map_err(|e| {
+        let path = e.path().to_string();
+        anyhow::anyhow!("{path}: {}", e.into_inner())
     })
 }
 
@@ -341,6 +352,18 @@ pub(crate) fn container_pids(rec: &Record) -> anyhow::Result<Vec<i32>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn process_files_name_the_bad_field_and_default_the_user() {
+        let p = parse_process(br#"{"args": ["hostname"], "cwd": "/"}"#).unwrap();
+        assert_eq!(p.user().uid(), 0);
+        let e = format!(
+            "{:#}",
+            parse_process(br#"{"args": "x", "cwd": "/"}"#).unwrap_err()
+        );
+        assert!(e.starts_with("args: invalid type: string"), "{e}");
+        assert!(parse_process(b"[1]").is_err());
+    }
 
     #[test]
     fn users_are_numeric_uid_and_optional_gid() {
