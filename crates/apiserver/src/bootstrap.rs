@@ -107,7 +107,11 @@ pub(crate) async fn run(state: &Arc<State>) -> ApiResult<()> {
     });
     ensure(state, &res(state, "", "v1", "endpoints"), endpoints).await?;
     bootstrap_rbac(state).await?;
-    reconcile_namespaces(state).await;
+    // The bootstrap namespaces' defaults exist before the server reports ready; everything
+    // else the namespace controller does waits for this server to lead.
+    for ns in NAMESPACES {
+        ensure_namespace_defaults(state, ns).await?;
+    }
     Ok(())
 }
 
