@@ -643,17 +643,32 @@ mod tests {
         assert!(conn.execute("INSERT INTO t VALUES (99)", []).is_err());
         drop(conn);
         let n = rows(&b.join("db"));
-        let _ = std::fs::remove_dir_all(&tmp);
         (n, report)
     }
 
-    fn tempfile_dir() -> PathBuf {
+    /// A scratch directory, removed when dropped (also when the test fails).
+    struct Scratch(PathBuf);
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    impl std::ops::Deref for Scratch {
+        type Target = Path;
+        fn deref(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    fn tempfile_dir() -> Scratch {
         static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let dir =
             std::env::temp_dir().join(format!("drover-test-powerloss-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        dir
+        Scratch(dir)
     }
 
     #[test]
@@ -691,6 +706,5 @@ mod tests {
             n.is_err() || n.as_ref().is_ok_and(|n| *n < 50),
             "unsynced rows survived the cut: {n:?}"
         );
-        let _ = std::fs::remove_dir_all(&tmp);
     }
 }
