@@ -454,12 +454,19 @@ impl Elector {
                 _ = crate::state::shutting_down(&mut shutdown) => break,
             }
         }
-        if matches!(phase, Phase::Leading { .. })
-            && let Err(e) = self.release().await
-        {
-            tracing::warn!("cannot release {}: {e}", self.lease_name());
-        }
+        // Stop the controllers first, then release (bounded: a dead datastore must not hold
+        // up shutdown; the Lease then simply expires).
         self.set_leading(false);
+        if matches!(phase, Phase::Leading { .. }) {
+            match tokio::time::timeout(STEP_TIMEOUT, self.release()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!("cannot release {}: {e}", self.lease_name()),
+                Err(_) => tracing::warn!(
+                    "releasing {} timed out; it will expire instead",
+                    self.lease_name()
+                ),
+            }
+        }
     }
 
     /// One transition of the state machine: try to acquire or renew, and decide the phase.
