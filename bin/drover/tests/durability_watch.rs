@@ -17,7 +17,7 @@ mod common;
 mod watch;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -167,6 +167,7 @@ async fn watcher(
     kubeconfig: std::path::PathBuf,
     start: i64,
     stop: Arc<AtomicBool>,
+    progress: Arc<AtomicI64>,
 ) -> Vec<Observed> {
     let mut record = Vec::new();
     let mut covered = start;
@@ -184,6 +185,7 @@ async fn watcher(
         };
         let mut stream = std::pin::pin!(stream);
         loop {
+            progress.store(covered, Ordering::SeqCst);
             let next = tokio::time::timeout(Duration::from_millis(500), stream.next()).await;
             if stop.load(Ordering::SeqCst) {
                 return record;
@@ -278,8 +280,17 @@ fn run(mut server: Server, name: &str, seed: u64) {
             .expect("list resourceVersion")
     });
     let stop = Arc::new(AtomicBool::new(false));
-    let watchers: Vec<_> = (0..WATCHERS)
-        .map(|_| rt.spawn(watcher(kubeconfig.clone(), start, Arc::clone(&stop))))
+    let progress: Vec<Arc<AtomicI64>> = (0..WATCHERS).map(|_| Arc::default()).collect();
+    let watchers: Vec<_> = progress
+        .iter()
+        .map(|p| {
+            rt.spawn(watcher(
+                kubeconfig.clone(),
+                start,
+                Arc::clone(&stop),
+                Arc::clone(p),
+            ))
+        })
         .collect();
     let known = Arc::new(Mutex::new(HashMap::new()));
     let mut changes = Vec::new();
@@ -311,8 +322,14 @@ fn run(mut server: Server, name: &str, seed: u64) {
             server.restart_stopped();
         }
     }
-    // Give the watchers time to reach the end, then stop them.
-    std::thread::sleep(Duration::from_secs(3));
+    // Wait until every watcher covered the last change (at most 60 s), then stop them.
+    let last = changes.iter().map(|c| c.revision).max().unwrap_or(start);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while progress.iter().any(|p| p.load(Ordering::SeqCst) < last)
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     stop.store(true, Ordering::SeqCst);
     let records: Vec<Vec<Observed>> = rt.block_on(async {
         let mut out = Vec::new();
