@@ -106,6 +106,16 @@ struct State {
     cuts: Vec<(PathBuf, u64)>,
     files: HashMap<PathBuf, Durable>,
     stats: Stats,
+    /// Trip wires: cut `from` into `to` right after `remaining` more writes under `from`.
+    armed: Vec<Armed>,
+    /// Results of cuts that trip wires fired, by the directory cut.
+    fired: HashMap<PathBuf, Result<CutReport, String>>,
+}
+
+struct Armed {
+    from: PathBuf,
+    to: PathBuf,
+    remaining: u64,
 }
 
 fn state() -> MutexGuard<'static, State> {
@@ -165,6 +175,35 @@ fn register() -> Result<(), String> {
 /// the cut.
 pub fn power_cut(from: &Path, to: &Path) -> io::Result<CutReport> {
     let mut st = state();
+    st.armed.retain(|a| a.from != from);
+    // A trip wire that already cut this directory: that was the power cut.
+    if let Some(fired) = st.fired.remove(from) {
+        return fired.map_err(io::Error::other);
+    }
+    cut_locked(&mut st, from, to)
+}
+
+/// Arms a trip wire: the power of `from` is cut (as by [`power_cut`] into `to`) right after the
+/// `writes`-th write under `from` from now — so the cut lands inside a transaction, with that
+/// write and its transaction's earlier ones unsynced. Check with [`fired`]; [`power_cut`] on the
+/// same directory disarms it.
+pub fn arm_cut_after_writes(from: &Path, to: &Path, writes: u64) {
+    let mut st = state();
+    st.armed.retain(|a| a.from != from);
+    st.armed.push(Armed {
+        from: from.to_path_buf(),
+        to: to.to_path_buf(),
+        remaining: writes.max(1),
+    });
+}
+
+/// The result of the cut of `from` that a trip wire fired, once it fired (taken: a second call
+/// answers `None`).
+pub fn fired(from: &Path) -> Option<Result<CutReport, String>> {
+    state().fired.remove(from)
+}
+
+fn cut_locked(st: &mut State, from: &Path, to: &Path) -> io::Result<CutReport> {
     st.clock += 1;
     let now = st.clock;
     st.cuts.push((from.to_path_buf(), now));
@@ -207,6 +246,19 @@ pub fn power_cut(from: &Path, to: &Path) -> io::Result<CutReport> {
     st.stats.dropped_changes += report.dropped_changes;
     st.stats.dropped_bytes += report.dropped_bytes;
     Ok(report)
+}
+
+/// Fires an armed trip wire whose directory holds `path`, if this was its last write.
+fn trip(st: &mut State, path: &Path) {
+    let Some(i) = st.armed.iter().position(|a| path.starts_with(&a.from)) else {
+        return;
+    };
+    st.armed[i].remaining -= 1;
+    if st.armed[i].remaining == 0 {
+        let armed = st.armed.remove(i);
+        let result = cut_locked(st, &armed.from, &armed.to).map_err(|e| e.to_string());
+        st.fired.insert(armed.from, result);
+    }
 }
 
 /// The counters so far (process-wide).
@@ -427,6 +479,7 @@ unsafe extern "C" fn x_write(
                     offset: offset as usize,
                     data,
                 });
+            trip(&mut st, path);
         }
         rc
     }
@@ -669,6 +722,31 @@ mod tests {
             std::env::temp_dir().join(format!("drover-test-powerloss-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         Scratch(dir)
+    }
+
+    /// A trip wire cuts inside a transaction: the commit in flight fails, earlier ones stay.
+    #[test]
+    fn trip_wire_cuts_inside_a_transaction() {
+        install().expect("install the VFS");
+        let tmp = tempfile_dir();
+        let (a, b) = (tmp.join("a"), tmp.join("b"));
+        std::fs::create_dir_all(&a).expect("mkdir");
+        let conn = open(&a.join("db"), "FULL");
+        conn.execute_batch("CREATE TABLE t (x INTEGER)")
+            .expect("create table");
+        for i in 0..10 {
+            conn.execute("INSERT INTO t VALUES (?1)", [i])
+                .expect("insert");
+        }
+        arm_cut_after_writes(&a, &b, 1);
+        assert!(
+            conn.execute("INSERT INTO t VALUES (10)", []).is_err(),
+            "a commit whose WAL write was cut before its fsync must fail"
+        );
+        let report = fired(&a).expect("the trip wire fired").expect("cut");
+        assert!(report.dropped_changes > 0, "the cut dropped nothing");
+        drop(conn);
+        assert_eq!(rows(&b.join("db")), 10);
     }
 
     #[test]
