@@ -180,7 +180,11 @@ async fn run_writer(
     changes: Arc<Mutex<Vec<Change>>>,
 ) {
     for n in 0..ops {
-        let side = if rng.next().is_multiple_of(2) { "a" } else { "b" };
+        let side = if rng.next().is_multiple_of(2) {
+            "a"
+        } else {
+            "b"
+        };
         let key = format!("/watch/{side}/{w}-{}", rng.range(0, KEYS_PER_WRITER));
         let value = format!("{key}@{n}-{}", rng.next()).into_bytes();
         let current = known.lock().get(&key).copied();
