@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use drover_apiserver::{ApiServer, Cidr, Config, Datastore};
 
+mod datastore;
 mod engine;
 
 #[derive(Parser)]
@@ -26,6 +27,9 @@ struct Cli {
 enum Command {
     /// Run the control plane (API server on the embedded datastore) and, later, a local node.
     Server(Box<ServerArgs>),
+    /// Export/import between datastores (SQLite ⇄ etcd), snapshots of the embedded datastore.
+    #[command(subcommand)]
+    Datastore(datastore::DatastoreCommand),
     /// Manage images in the local image store.
     #[command(subcommand)]
     Image(drover_image::cli::ImageCommand),
@@ -118,6 +122,8 @@ struct ServerArgs {
     /// Time between leader election tries (e.g. 2s, 200ms).
     #[arg(long, default_value = "2s", value_parser = drover_apiserver::leader::parse_duration)]
     leader_elect_retry_period: Duration,
+    #[command(flatten)]
+    snapshots: datastore::ScheduleArgs,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -167,6 +173,7 @@ fn main() -> ExitCode {
         .init();
     match cli.command {
         Command::Server(args) => run_server(*args),
+        Command::Datastore(cmd) => datastore::run(cmd),
         Command::Image(cmd) => drover_image::cli::run(cmd),
         Command::Engine(cmd) => {
             drover_engine::cli::run(cmd, &engine::ImageStore, &engine::RUNTIME_FACTS)
@@ -234,6 +241,8 @@ fn run_server(args: ServerArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let (data_dir, snapshots) = (args.data_dir.clone(), args.snapshots.clone());
+    let config_datastore = datastore.clone();
     let mut config = Config::new(args.data_dir);
     config.bind_address = args.bind_address;
     config.https_port = args.https_listen_port;
@@ -272,6 +281,16 @@ fn run_server(args: ServerArgs) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        let snapshot_db = match &config_datastore {
+            None => Some(datastore::default_db(&data_dir)),
+            Some(Datastore::Sqlite(path)) => Some(path.clone()),
+            Some(Datastore::Etcd(_)) => None,
+        };
+        if let Err(e) = datastore::spawn_schedule(&snapshots, &data_dir, snapshot_db) {
+            eprintln!("drover: {e:#}");
+            server.shutdown().await;
+            return ExitCode::FAILURE;
+        }
         println!(
             "drover: API server listening on https://{}",
             server.local_addr()
