@@ -80,6 +80,8 @@ struct Client {
 
 struct HealthRun {
     pid: Pid,
+    /// Readable when the check's process exits.
+    fd: Option<OwnedFd>,
     deadline: Instant,
 }
 
@@ -102,6 +104,8 @@ struct Supervisor {
     err: Option<OwnedFd>,
     pty: Option<OwnedFd>,
     init: Option<Pid>,
+    /// Readable when the init exits, so the loop wakes for it (output EOF can come first).
+    init_fd: Option<OwnedFd>,
     init_exit: Option<i32>,
     health: Option<HealthRun>,
     next_health: Option<Instant>,
@@ -160,6 +164,7 @@ impl Supervisor {
             err: None,
             pty: None,
             init: None,
+            init_fd: None,
             init_exit: None,
             health: None,
             next_health: None,
@@ -382,6 +387,7 @@ impl Supervisor {
             .context("parsing the container's pid file")?;
         let pid = Pid::from_raw(pid).ok_or_else(|| anyhow!("the runtime reported pid 0"))?;
         self.init = Some(pid);
+        self.init_fd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok();
         if self.has_own_netns() {
             loopback_up(pid).context("bringing up lo in the container's network namespace")?;
         }
@@ -482,6 +488,8 @@ impl Supervisor {
             Err,
             Pty,
             Stdin,
+            Init,
+            Health,
             Client(usize),
         }
         let mut slots = vec![Slot::Listener];
@@ -496,6 +504,14 @@ impl Supervisor {
                 slots.push(slot);
                 fds.push(PollFd::new(fd, PollFlags::IN));
             }
+        }
+        if let Some(fd) = &self.init_fd {
+            slots.push(Slot::Init);
+            fds.push(PollFd::new(fd, PollFlags::IN));
+        }
+        if let Some(fd) = self.health.as_ref().and_then(|h| h.fd.as_ref()) {
+            slots.push(Slot::Health);
+            fds.push(PollFd::new(fd, PollFlags::IN));
         }
         if let Some(w) = &self.stdin_w
             && !self.stdin_buf.is_empty()
@@ -530,6 +546,8 @@ impl Supervisor {
                     Slot::Err => self.read_output(Stream::Stderr, false),
                     Slot::Pty => self.read_output(Stream::Stdout, true),
                     Slot::Stdin => self.flush_stdin(),
+                    // Reaped below.
+                    Slot::Init | Slot::Health => {}
                     Slot::Client(i) => {
                         if !self.serve_client(i, r) {
                             drop_clients.push(i);
@@ -697,6 +715,7 @@ impl Supervisor {
             if Some(pid) == self.init {
                 self.init_exit = Some(code);
                 self.init = None;
+                self.init_fd = None;
             } else if self.health.as_ref().is_some_and(|h| h.pid == pid) {
                 self.health = None;
                 self.health_result(code == 0);
@@ -738,6 +757,8 @@ impl Supervisor {
                 if let Some(pid) = Pid::from_raw(child.id() as i32) {
                     self.health = Some(HealthRun {
                         pid,
+                        fd: rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())
+                            .ok(),
                         deadline: now + Duration::from_secs(check.timeout_secs.max(1)),
                     });
                 }
