@@ -388,7 +388,7 @@ pub async fn export_store<S: Store, W: Write>(
 
 /// Reads a dump line by line, checking everything: the header, each record, the order, the
 /// trailer's count and checksum. A record is only handed out once its line parsed; the caller
-/// must not consider anything imported before [`DumpReader::next`] returned `Ok(None)` (the
+/// must not consider anything imported before [`DumpReader::next_record`] returned `Ok(None)` (the
 /// trailer checked out).
 pub struct DumpReader<R: BufRead> {
     input: R,
@@ -468,7 +468,7 @@ impl<R: BufRead> DumpReader<R> {
     }
 
     /// The next record; `Ok(None)` after the trailer was read and verified.
-    pub fn next(&mut self) -> Result<Option<KeyValue>, DumpError> {
+    pub fn next_record(&mut self) -> Result<Option<KeyValue>, DumpError> {
         if self.done {
             return Ok(None);
         }
@@ -554,7 +554,7 @@ pub fn open(path: &Path) -> Result<DumpReader<std::io::BufReader<std::fs::File>>
 /// Reads the whole file and checks it (header, records, order, count, checksum).
 pub fn verify(path: &Path) -> Result<Summary, DumpError> {
     let mut reader = open(path)?;
-    while reader.next()?.is_some() {}
+    while reader.next_record()?.is_some() {}
     Ok(Summary {
         header: reader.header().clone(),
         records: reader.records(),
@@ -607,7 +607,7 @@ pub async fn import_etcd(store: &EtcdStore, path: &Path) -> Result<Imported, Dum
     let mut reader = open(path)?;
     let mut first_revision = 0;
     let mut last = 0;
-    while let Some(kv) = reader.next()? {
+    while let Some(kv) = reader.next_record()? {
         let rev = store.create(&kv.key, kv.value).await.map_err(err)?;
         if first_revision == 0 {
             first_revision = rev;

@@ -314,7 +314,7 @@ async fn an_export_under_concurrent_writes_is_a_prefix_of_the_acknowledged_write
         let mut reader = dump::open(&file).unwrap();
         let at = reader.header().revision;
         let mut keys = Vec::new();
-        while let Some(kv) = reader.next().unwrap() {
+        while let Some(kv) = reader.next_record().unwrap() {
             keys.push(kv.key);
         }
         let expected: Vec<String> = acked

@@ -220,7 +220,7 @@ fn write_new(
                 "INSERT INTO log (rev, key, created, prev, deleted, value) VALUES (?1, ?2, ?1, 0, 0, ?3)",
             )
             .map_err(sql(tmp))?;
-        while let Some(kv) = reader.next()? {
+        while let Some(kv) = reader.next_record()? {
             rev += 1;
             insert
                 .execute(rusqlite::params![rev, kv.key, &kv.value[..]])
