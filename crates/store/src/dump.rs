@@ -6,7 +6,7 @@
 //! A dump is JSON lines, written and read as a stream:
 //!
 //! ```text
-//! {"format":"drover-datastore-export","version":1,"source":"sqlite","revision":812,"compacted":300,"records":0}
+//! {"format":"drover-datastore-export","version":1,"source":"sqlite","revision":812,"compacted":300}
 //! {"key":"/registry/…","value":"<base64>","create_revision":17,"mod_revision":805}
 //! …
 //! {"end":{"records":431,"sha256":"<hex of every byte before this line>"}}
