@@ -51,6 +51,9 @@ pub(crate) enum SnapshotCommand {
         /// The file to write (default: <data-dir>/snapshots/drover-snapshot-<ms since epoch>.jsonl).
         #[arg(short = 'o', long = "output")]
         output: Option<PathBuf>,
+        /// `sqlite://PATH` when the server runs with that --datastore-endpoint.
+        #[arg(long, value_parser = parse_sqlite_endpoint)]
+        datastore_endpoint: Option<PathBuf>,
     },
     /// Replace the embedded datastore with a snapshot (refused while a server runs on it).
     Restore {
@@ -59,7 +62,21 @@ pub(crate) enum SnapshotCommand {
         data_dir: PathBuf,
         /// The snapshot file.
         file: PathBuf,
+        /// `sqlite://PATH` when the server runs with that --datastore-endpoint.
+        #[arg(long, value_parser = parse_sqlite_endpoint)]
+        datastore_endpoint: Option<PathBuf>,
     },
+}
+
+/// Snapshots are of the embedded store: only `sqlite://PATH` (or a path) is accepted.
+fn parse_sqlite_endpoint(s: &str) -> Result<PathBuf, String> {
+    match drover_apiserver::parse_datastore_endpoint(s)? {
+        Datastore::Sqlite(path) => Ok(path),
+        Datastore::Etcd(_) => Err(format!(
+            "{s:?}: snapshots are of the embedded SQLite datastore; for etcd use \
+             `drover datastore export` / `import` (or etcdctl snapshot save)"
+        )),
+    }
 }
 
 /// Which datastore an export reads or an import writes (the server's flags of the same names).
@@ -191,7 +208,11 @@ fn execute(cmd: DatastoreCommand) -> anyhow::Result<()> {
                 summary.header.revision
             );
         }
-        DatastoreCommand::Snapshot(SnapshotCommand::Save { data_dir, output }) => {
+        DatastoreCommand::Snapshot(SnapshotCommand::Save {
+            data_dir,
+            output,
+            datastore_endpoint,
+        }) => {
             let output = match output {
                 Some(o) => o,
                 None => {
@@ -200,7 +221,8 @@ fn execute(cmd: DatastoreCommand) -> anyhow::Result<()> {
                     dir.join(snapshot_name(SystemTime::now()))
                 }
             };
-            let summary = dump::export_sqlite(&default_db(&data_dir), &output)?;
+            let db = datastore_endpoint.unwrap_or_else(|| default_db(&data_dir));
+            let summary = dump::export_sqlite(&db, &output)?;
             eprintln!("{}", dump::SECRETS_WARNING);
             println!(
                 "snapshot of {} keys at revision {} saved to {}",
@@ -209,9 +231,12 @@ fn execute(cmd: DatastoreCommand) -> anyhow::Result<()> {
                 output.display()
             );
         }
-        DatastoreCommand::Snapshot(SnapshotCommand::Restore { data_dir, file }) => {
-            let db = default_db(&data_dir);
-            make_private_dir(&data_dir)?;
+        DatastoreCommand::Snapshot(SnapshotCommand::Restore {
+            data_dir,
+            file,
+            datastore_endpoint,
+        }) => {
+            let db = datastore_endpoint.unwrap_or_else(|| default_db(&data_dir));
             make_private_dir(db.parent().unwrap_or(Path::new(".")))?;
             let imported = dump::import_sqlite(&db, &file, true)?;
             println!(

@@ -529,4 +529,42 @@ fn bad_export_files_are_refused_and_the_target_is_untouched() {
         good.to_str().unwrap(),
     ]);
     assert!(err.contains("not empty"), "{err}");
+
+    // Snapshots are of the embedded store: a sqlite:// endpoint works, etcd is refused clearly.
+    let db = format!(
+        "sqlite://{}",
+        data_dir.join("db").join("state.db").display()
+    );
+    let snap = work.path().join("snap.jsonl");
+    drover_ok(&[
+        "datastore",
+        "snapshot",
+        "save",
+        "--datastore-endpoint",
+        &db,
+        "-o",
+        snap.to_str().unwrap(),
+    ]);
+    drover_ok(&["datastore", "verify", snap.to_str().unwrap()]);
+    let err = drover_err(&[
+        "datastore",
+        "snapshot",
+        "save",
+        "--datastore-endpoint",
+        &endpoint,
+        "-o",
+        work.path().join("x").to_str().unwrap(),
+    ]);
+    assert!(err.contains("embedded SQLite datastore"), "{err}");
+    // An existing output file is never overwritten.
+    let err = drover_err(&[
+        "datastore",
+        "snapshot",
+        "save",
+        "--datastore-endpoint",
+        &db,
+        "-o",
+        snap.to_str().unwrap(),
+    ]);
+    assert!(err.contains("exists"), "{err}");
 }
