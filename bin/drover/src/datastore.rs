@@ -366,6 +366,28 @@ fn prune(dir: &Path, keep: usize) -> anyhow::Result<()> {
 mod tests {
     use super::*;
 
+    fn schedule(interval: Option<u64>, retention: usize) -> ScheduleArgs {
+        ScheduleArgs {
+            datastore_snapshot_interval: interval.map(Duration::from_secs),
+            datastore_snapshot_retention: retention,
+            datastore_snapshot_dir: None,
+        }
+    }
+
+    #[test]
+    fn schedule_flags_are_refused_clearly_where_they_cannot_work() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Some(dir.path().join("state.db"));
+        // Unset: nothing to do, for any datastore.
+        spawn_schedule(&schedule(None, 5), dir.path(), None).unwrap();
+        let err = spawn_schedule(&schedule(Some(60), 5), dir.path(), None).unwrap_err();
+        assert!(err.to_string().contains("embedded SQLite"), "{err}");
+        let err = spawn_schedule(&schedule(Some(60), 0), dir.path(), db.clone()).unwrap_err();
+        assert!(err.to_string().contains("at least 1"), "{err}");
+        let err = spawn_schedule(&schedule(Some(0), 5), dir.path(), db).unwrap_err();
+        assert!(err.to_string().contains("positive"), "{err}");
+    }
+
     #[test]
     fn prune_keeps_the_newest_snapshots_and_other_files() {
         let dir = tempfile::tempdir().unwrap();
