@@ -283,23 +283,32 @@ async fn an_export_under_concurrent_writes_is_a_prefix_of_the_acknowledged_write
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("a.db");
     let store = open(&db);
+    // The writer runs until every snapshot is taken, so each one is taken mid-stream.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let writer = {
-        let store = store.clone();
+        let (store, stop, count) = (store.clone(), stop.clone(), count.clone());
         tokio::spawn(async move {
             let mut acked = Vec::new();
-            for i in 0..400u32 {
+            let mut i = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
                 let rev = store
                     .create(&format!("/registry/w{i:05}"), Bytes::from(i.to_string()))
                     .await
                     .expect("write");
                 acked.push((i, rev));
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                i += 1;
             }
             acked
         })
     };
     let mut snapshots = Vec::new();
     for n in 0..5 {
-        tokio::time::sleep(Duration::from_millis(30)).await;
+        let seen = count.load(std::sync::atomic::Ordering::SeqCst);
+        while count.load(std::sync::atomic::Ordering::SeqCst) < seen + 5 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
         let file = dir.path().join(format!("snap{n}"));
         let db = db.clone();
         let f = file.clone();
@@ -309,6 +318,11 @@ async fn an_export_under_concurrent_writes_is_a_prefix_of_the_acknowledged_write
             .expect("online export");
         snapshots.push(file);
     }
+    let during = count.load(std::sync::atomic::Ordering::SeqCst);
+    while count.load(std::sync::atomic::Ordering::SeqCst) < during + 5 {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let acked = writer.await.unwrap();
     for file in snapshots {
         let mut reader = dump::open(&file).unwrap();
@@ -332,6 +346,14 @@ async fn an_export_under_concurrent_writes_is_a_prefix_of_the_acknowledged_write
             is_prefix(&keys, &acked),
             "{}: a snapshot must be a prefix of the acknowledged writes",
             file.display()
+        );
+        // Taken mid-stream: some writes before it, some after (so the check had work to do).
+        assert!(
+            !keys.is_empty() && keys.len() < acked.len(),
+            "{}: {} of {} writes",
+            file.display(),
+            keys.len(),
+            acked.len()
         );
     }
     // Negative control: a "snapshot" with a gap is caught by the same check.
