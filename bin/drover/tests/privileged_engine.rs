@@ -349,7 +349,7 @@ fn the_container_outlives_whoever_started_it_and_its_exit_is_recorded() {
     let Some(e) = engine("adopt") else { return };
     // A parent shell starts the container, then is killed with SIGKILL.
     let script = format!(
-        "{} run -d --name orphan --rootfs {} --cgroup-parent {} busybox sh -c 'for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15; do echo tick $i; sleep 0.2; done; exit 7'; sleep 60",
+        "{} run -d --name orphan --rootfs {} --cgroup-parent {} busybox sh -c 'for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15; do echo tick $i; sleep 0.2; done; exit 7'; exec sleep 60",
         env!("CARGO_BIN_EXE_drover"),
         e.rootfs.display(),
         e.cgroup_parent
@@ -358,6 +358,7 @@ fn the_container_outlives_whoever_started_it_and_its_exit_is_recorded() {
         .args(["-c", &script])
         .env("DROVER_DATA_DIR", &e.data)
         .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .spawn()
         .unwrap();
     e.wait_state("orphan", "running");
