@@ -525,7 +525,7 @@ fn images_run_with_their_config_user_and_stop_signal() {
     );
     assert_eq!(stdout(&out), "hey\n33\n", "{}", stderr(&out));
     // nginx's stand-in serves /healthz; `stop` sends its StopSignal (SIGQUIT), which ends it
-    // cleanly long before the kill timeout.
+    // cleanly: exit 0, where the kill after the timeout would have made it 137.
     let out = e.run_image(&["-d", "--name", "web"], "nginx:1.27-alpine", &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     e.wait_state("web", "running");
@@ -554,12 +554,7 @@ fn images_run_with_their_config_user_and_stop_signal() {
     }
     let v = e.inspect("web");
     assert_eq!(v["Config"]["StopSignal"], "SIGQUIT");
-    let started = Instant::now();
     e.ok(&["stop", "web"]);
-    assert!(
-        started.elapsed() < Duration::from_secs(8),
-        "SIGQUIT should end it at once"
-    );
     let v = e.wait_state("web", "exited");
     assert_eq!(v["State"]["ExitCode"], 0, "{v:#}");
     e.ok(&["rm", "web"]);

@@ -517,6 +517,7 @@ fn cmd_run(a: RunArgs, images: &dyn ImageSource, facts: &RuntimeFacts) -> Result
             log_max_size: spec::parse_bytes(&a.log_max_size)? as u64,
             log_max_files: a.log_max_files,
             cgroups_path: spec::cgroups_path(a.cgroup_parent.as_deref(), &id),
+            own_netns: network == Network::None,
         };
         layout::write_atomic(&dir.record_path(), &serde_json::to_vec_pretty(&record)?)?;
         Ok(record)

@@ -199,6 +199,10 @@ pub struct Record {
     pub log_max_files: u32,
     /// The container's cgroup (`--cgroup-parent` + id).
     pub cgroups_path: String,
+    /// The container gets a network namespace of its own (`--network none`): the supervisor
+    /// brings its `lo` up.
+    #[serde(default)]
+    pub own_netns: bool,
 }
 
 /// `--restart`.
@@ -418,6 +422,7 @@ mod tests {
                 log_max_size: 1,
                 log_max_files: 1,
                 cgroups_path: "/drover/x".into(),
+                own_netns: true,
             };
             fs::write(dir.record_path(), serde_json::to_vec(&record).unwrap()).unwrap();
         }

@@ -388,7 +388,7 @@ impl Supervisor {
         let pid = Pid::from_raw(pid).ok_or_else(|| anyhow!("the runtime reported pid 0"))?;
         self.init = Some(pid);
         self.init_fd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok();
-        if self.has_own_netns() {
+        if self.record.own_netns {
             loopback_up(pid).context("bringing up lo in the container's network namespace")?;
         }
         if first && self.wait_attach {
@@ -422,19 +422,6 @@ impl Supervisor {
         }
         self.dir.write_status(&self.status)?;
         Ok(())
-    }
-
-    fn has_own_netns(&self) -> bool {
-        let Ok(text) = fs::read(self.dir.bundle().join("config.json")) else {
-            return false;
-        };
-        let Ok(spec) = serde_json::from_slice::<serde_json::Value>(&text) else {
-            return false;
-        };
-        spec["linux"]["namespaces"].as_array().is_some_and(|ns| {
-            ns.iter()
-                .any(|n| n["type"] == "network" && n.get("path").is_none())
-        })
     }
 
     /// Serves output and clients until the init process exited and its output is drained.

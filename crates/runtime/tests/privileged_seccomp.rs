@@ -335,51 +335,6 @@ fn i386_programs_get_the_profile_through_their_own_syscall_numbers() {
 #[path = "../testdata/bundles/support.rs"]
 mod support;
 
-/// Every capability the kernel of 6.x knows, by number (`CAP_CHOWN` = 0 … `CAP_CHECKPOINT_RESTORE` = 40).
-const ALL_CAPS: &[&str] = &[
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_DAC_READ_SEARCH",
-    "CAP_FOWNER",
-    "CAP_FSETID",
-    "CAP_KILL",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETPCAP",
-    "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_NET_BROADCAST",
-    "CAP_NET_ADMIN",
-    "CAP_NET_RAW",
-    "CAP_IPC_LOCK",
-    "CAP_IPC_OWNER",
-    "CAP_SYS_MODULE",
-    "CAP_SYS_RAWIO",
-    "CAP_SYS_CHROOT",
-    "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT",
-    "CAP_SYS_ADMIN",
-    "CAP_SYS_BOOT",
-    "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE",
-    "CAP_SYS_TIME",
-    "CAP_SYS_TTY_CONFIG",
-    "CAP_MKNOD",
-    "CAP_LEASE",
-    "CAP_AUDIT_WRITE",
-    "CAP_AUDIT_CONTROL",
-    "CAP_SETFCAP",
-    "CAP_MAC_OVERRIDE",
-    "CAP_MAC_ADMIN",
-    "CAP_SYSLOG",
-    "CAP_WAKE_ALARM",
-    "CAP_BLOCK_SUSPEND",
-    "CAP_AUDIT_READ",
-    "CAP_PERFMON",
-    "CAP_BPF",
-    "CAP_CHECKPOINT_RESTORE",
-];
-
 /// Runs `config` to completion under drover-runtime (or runc) and returns its stdout.
 fn run_container(config: &serde_json::Value, runc: bool) -> String {
     let bundle = support::Bundle::new(config);
@@ -432,7 +387,7 @@ fn a_container_with_podmans_profile_answers_like_the_same_container_under_runc()
         .find_map(|l| l.strip_prefix("CapEff:"))
         .map(|h| u64::from_str_radix(h.trim(), 16).unwrap())
         .unwrap();
-    let held: Vec<&str> = ALL_CAPS
+    let held: Vec<&str> = drover_runtime::process::caps::NAMES
         .iter()
         .enumerate()
         .filter(|(i, _)| eff & (1 << i) != 0)
