@@ -18,7 +18,8 @@ use crate::store::{
 };
 
 /// Fault injection for tests: when this variable is set, a pull names the image *before* its
-/// layers are in place — the bug the crash test must catch (its negative control).
+/// layers are in place — the bug the crash test must catch (its negative control). Only debug
+/// builds (the ones tests run) look at it; a release build has no such switch.
 pub const FAULT_NAME_EARLY: &str = "DROVER_IMAGE_FAULT_NAME_EARLY";
 
 /// When to contact a registry (`--pull`).
@@ -338,7 +339,7 @@ async fn fetch_image(
         manifest: res.manifest_digest.clone(),
         config: res.manifest.config.digest.clone(),
     };
-    if std::env::var_os(FAULT_NAME_EARLY).is_some() {
+    if cfg!(debug_assertions) && std::env::var_os(FAULT_NAME_EARLY).is_some() {
         // Deliberately broken variant for the crash test's negative control.
         store.set_image(&image)?;
     }

@@ -568,7 +568,7 @@ fn bench_cgroup_lifecycle_and_seccomp_compile() {
             .collect(),
     );
     let profile = drover_runtime::seccomp::default_profile(
-        &drover_runtime::seccomp::DEFAULT_CAPABILITIES
+        &drover_runtime::seccomp::PODMAN_DEFAULT_CAPABILITIES
             .iter()
             .map(|c| c.to_string())
             .collect::<Vec<_>>(),

@@ -4,7 +4,7 @@
 #![allow(unsafe_code)]
 
 use drover_runtime::seccomp::{
-    DEFAULT_CAPABILITIES, Program, compile, default_profile, syscall_number,
+    PODMAN_DEFAULT_CAPABILITIES, Program, compile, default_profile, syscall_number,
 };
 
 /// What a child does after (optionally) installing the filter.
@@ -98,7 +98,7 @@ fn default_cap_mask() -> u64 {
         };
         1 << n
     };
-    DEFAULT_CAPABILITIES
+    PODMAN_DEFAULT_CAPABILITIES
         .iter()
         .map(|c| bit(c))
         .fold(0, |a, b| a | b)
@@ -218,7 +218,10 @@ fn require_root() -> bool {
 }
 
 fn default_caps() -> Vec<String> {
-    DEFAULT_CAPABILITIES.iter().map(|c| c.to_string()).collect()
+    PODMAN_DEFAULT_CAPABILITIES
+        .iter()
+        .map(|c| c.to_string())
+        .collect()
 }
 
 #[test]

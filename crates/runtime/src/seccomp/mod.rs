@@ -22,7 +22,7 @@ mod syscalls;
 
 pub use bpf::Insn;
 pub use compile::{BAD_ARCH_ACTION, I386_AUDIT_ARCH, NATIVE_AUDIT_ARCH, X32_SYSCALL_BIT, compile};
-pub use profile::{DEFAULT_CAPABILITIES, default_profile};
+pub use profile::{PODMAN_DEFAULT_CAPABILITIES, default_profile};
 pub use syscalls::{
     Abi, name as syscall_name, number as syscall_number, number_in as syscall_number_in,
 };

@@ -19,7 +19,7 @@ pub(crate) const DEFAULT_ERRNO: u32 = 38;
 
 /// podman's default capability set (`default_capabilities` of `containers.conf`), the set
 /// [`default_profile`] is usually resolved against.
-pub const DEFAULT_CAPABILITIES: &[&str] = &[
+pub const PODMAN_DEFAULT_CAPABILITIES: &[&str] = &[
     "CAP_CHOWN",
     "CAP_DAC_OVERRIDE",
     "CAP_FOWNER",

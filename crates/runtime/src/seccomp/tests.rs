@@ -233,7 +233,7 @@ fn foreign_architectures_and_the_x32_abi_are_killed() {
 #[cfg(target_arch = "x86_64")]
 #[test]
 fn i386_calls_get_the_profiles_rules_with_i386_numbers_when_x86_is_listed() {
-    let p = compile(&default_profile(&caps(DEFAULT_CAPABILITIES))).unwrap();
+    let p = compile(&default_profile(&caps(PODMAN_DEFAULT_CAPABILITIES))).unwrap();
     let i386 = |nr: i32, args: [u64; 6]| {
         let d = SeccompData {
             nr,
@@ -266,7 +266,7 @@ fn i386_calls_get_the_profiles_rules_with_i386_numbers_when_x86_is_listed() {
         p.unknown_names()
     );
     // Without SCMP_ARCH_X86 in the profile, i386 calls are a foreign ABI.
-    let mut native_only = default_profile(&caps(DEFAULT_CAPABILITIES));
+    let mut native_only = default_profile(&caps(PODMAN_DEFAULT_CAPABILITIES));
     native_only.set_architectures(Some(vec![oci_spec::runtime::Arch::ScmpArchX86_64]));
     let q = compile(&native_only).unwrap();
     let d = SeccompData {
@@ -407,7 +407,7 @@ fn unknown_names_are_skipped_and_reported_and_unsupported_features_are_errors() 
             .to_string()
             .contains("syscalls[0]")
     );
-    let p = compile(&default_profile(&caps(DEFAULT_CAPABILITIES))).unwrap();
+    let p = compile(&default_profile(&caps(PODMAN_DEFAULT_CAPABILITIES))).unwrap();
     if cfg!(target_arch = "x86_64") {
         assert!(
             !p.notes().iter().any(|n| n.contains("SCMP_ARCH_X86 ")),
@@ -460,7 +460,7 @@ fn unknown_names_are_skipped_and_reported_and_unsupported_features_are_errors() 
 
 #[test]
 fn default_profile_with_default_caps_blocks_what_podman_blocks() {
-    let s = default_profile(&caps(DEFAULT_CAPABILITIES));
+    let s = default_profile(&caps(PODMAN_DEFAULT_CAPABILITIES));
     assert_eq!(s.default_errno_ret(), Some(38));
     let p = compile(&s).unwrap();
     let r = |name: &str, args: [u64; 6]| run(p.instructions(), &call(name, args));
@@ -498,7 +498,7 @@ fn default_profile_with_default_caps_blocks_what_podman_blocks() {
 fn dispatch_is_a_binary_search_not_a_scan() {
     // Structural, not a timing: with ~370 listed syscalls a linear scan would run hundreds of
     // instructions for the last ones; the search tree needs about log2(370/4) + 4 compares.
-    let p = compile(&default_profile(&caps(DEFAULT_CAPABILITIES))).unwrap();
+    let p = compile(&default_profile(&caps(PODMAN_DEFAULT_CAPABILITIES))).unwrap();
     let worst = (0..512)
         .map(|nr| {
             let d = SeccompData {
