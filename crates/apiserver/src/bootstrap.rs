@@ -79,33 +79,8 @@ pub(crate) async fn run(state: &Arc<State>) -> ApiResult<()> {
             Err(e) => return Err(e),
         }
     }
-    let host = state
-        .address
-        .rsplit_once(':')
-        .map_or("127.0.0.1", |(h, _)| h)
-        .to_owned();
-    let slice = json!({
-        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-        "metadata": {"name": "kubernetes", "namespace": "default",
-                     "labels": {"kubernetes.io/service-name": "kubernetes",
-                                "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"}},
-        "addressType": "IPv4",
-        "endpoints": [{"addresses": [host], "conditions": {"ready": true}}],
-        "ports": [{"name": "https", "port": state.config.https_port, "protocol": "TCP"}],
-    });
-    ensure(
-        state,
-        &res(state, "discovery.k8s.io", "v1", "endpointslices"),
-        slice,
-    )
-    .await?;
-    let endpoints = json!({
-        "apiVersion": "v1", "kind": "Endpoints",
-        "metadata": {"name": "kubernetes", "namespace": "default",
-                     "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
-        "subsets": [{"addresses": [{"ip": host}], "ports": [{"name": "https", "port": state.config.https_port, "protocol": "TCP"}]}],
-    });
-    ensure(state, &res(state, "", "v1", "endpoints"), endpoints).await?;
+    // This server's identity Lease and the `kubernetes` endpoints listing every live server.
+    crate::endpoints::register(state).await?;
     bootstrap_rbac(state).await?;
     // The bootstrap namespaces' defaults exist before the server reports ready; everything
     // else the namespace controller does waits for this server to lead.

@@ -15,6 +15,7 @@ mod config;
 mod crd;
 mod custom;
 mod discovery;
+mod endpoints;
 mod fieldset;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -67,6 +68,8 @@ pub struct ApiServer {
     shutdown_tx: tokio::sync::watch::Sender<bool>,
     serving: tokio::task::JoinHandle<()>,
     elector: tokio::task::JoinHandle<()>,
+    /// Renews this server's identity Lease; removes it from the endpoints on shutdown.
+    endpoints: tokio::task::JoinHandle<()>,
     store: Arc<AnyStore>,
 }
 
@@ -189,6 +192,7 @@ impl ApiServer {
         leader::spawn_while_leading("garbage collector", lead, stop, move || {
             gc::run(Arc::clone(&st))
         });
+        let endpoints = tokio::spawn(endpoints::run(Arc::clone(&state)));
         let elector = tokio::spawn(elector.run(shutdown_rx.clone()));
         let grace = state.config.shutdown_grace;
         let serving = tokio::spawn(serve::serve(state, listener, tls, shutdown_rx, grace));
@@ -198,6 +202,7 @@ impl ApiServer {
             shutdown_tx,
             serving,
             elector,
+            endpoints,
             store,
         })
     }
@@ -216,6 +221,8 @@ impl ApiServer {
     /// Every write acknowledged before this returns is durable.
     pub async fn shutdown(self) {
         let _ = self.shutdown_tx.send(true);
+        // Leave the `kubernetes` endpoints, so clients stop being sent here.
+        let _ = self.endpoints.await;
         // Release the Lease first, so another server's controllers take over at once.
         let _ = self.elector.await;
         let _ = self.serving.await;
