@@ -709,6 +709,20 @@ fn init_is_pid_1_and_the_command_is_not() {
     let out = e.run(&["--rm", "--init", "--read-only"], &["sh", "-c", "echo $$"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_ne!(stdout(&out).trim(), "1");
+    // From an image too (an overlay rootfs; the image's entrypoint and user come after the
+    // init, which runs as that user).
+    e.import_fixtures(&["drover-fixtures/config:v1"]);
+    let out = e.run_image(
+        &["--rm", "--init"],
+        "drover-fixtures/config:v1",
+        &["echo $$; id -u; tr '\\0' ' ' < /proc/1/cmdline"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_ne!(lines[0], "1", "{text:?}");
+    assert_eq!(lines[1], "33", "{text:?}");
+    assert!(lines[2].starts_with("/sbin/docker-init -- "), "{text:?}");
     let out = e.run(&["-d", "--name", "no-init"], &["sleep", "60"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(
@@ -895,33 +909,25 @@ fn set_size(master: &std::os::fd::OwnedFd, rows: u16, cols: u16) {
     rustix::termios::tcsetwinsize(master, ws).unwrap();
 }
 
-#[test]
-fn exec_tty_follows_terminal_resizes() {
+/// The shell's script for the resize tests: it reports its terminal's size at start and on
+/// every SIGWINCH.
+const REPORT_SIZES: &str = "echo start $(stty size); trap 'echo winch $(stty size)' WINCH; \
+                            while true; do sleep 0.1; done";
+
+/// Runs `drover ARGS` (which runs [`REPORT_SIZES`] in a terminal) under a pty the test holds,
+/// resizes that pty twice as a terminal emulator does (new size, then SIGWINCH to the client),
+/// checks each size arrives inside, and ends it with ^C. Returns the client's exit code.
+fn follow_resizes(e: &Engine, args: &[&str]) -> Option<i32> {
     use std::sync::{Arc, Mutex};
-    let Some(e) = engine("exec-resize") else {
-        return;
-    };
-    let out = e.run(&["-d", "--name", "box"], &["sleep", "60"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    e.wait_state("box", "running");
     let (master, slave) = open_pty();
     set_size(&master, 24, 80);
-    // The shell reports its terminal's size at start and on every SIGWINCH.
     let mut child = ChildGuard(
-        e.cmd(&[
-            "exec",
-            "-it",
-            "box",
-            "sh",
-            "-c",
-            "echo start $(stty size); trap 'echo winch $(stty size)' WINCH; \
-             while true; do sleep 0.1; done",
-        ])
-        .stdin(slave.try_clone().unwrap())
-        .stdout(slave.try_clone().unwrap())
-        .stderr(slave)
-        .spawn()
-        .unwrap(),
+        e.cmd(args)
+            .stdin(slave.try_clone().unwrap())
+            .stdout(slave.try_clone().unwrap())
+            .stderr(slave)
+            .spawn()
+            .unwrap(),
     );
     let child = &mut child.0;
     let output = Arc::new(Mutex::new(String::new()));
@@ -960,15 +966,96 @@ fn exec_tty_follows_terminal_resizes() {
         rustix::process::kill_process(client, rustix::process::Signal::WINCH).unwrap();
         wait_for(&format!("winch {rows} {cols}"));
     }
-    // ^C through both terminals ends the shell, and with it the exec.
+    // ^C through both terminals ends the shell, and with it the client.
     rustix::io::write(&master, b"\x03").unwrap();
     let end = Instant::now() + Duration::from_secs(20);
     loop {
         if let Some(status) = child.try_wait().unwrap() {
-            assert!(!status.success(), "{status}");
-            break;
+            return status.code();
         }
-        assert!(Instant::now() < end, "exec did not end after ^C");
+        assert!(Instant::now() < end, "drover {args:?} did not end after ^C");
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn exec_tty_follows_terminal_resizes() {
+    let Some(e) = engine("exec-resize") else {
+        return;
+    };
+    let out = e.run(&["-d", "--name", "box"], &["sleep", "60"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    e.wait_state("box", "running");
+    let code = follow_resizes(&e, &["exec", "-it", "box", "sh", "-c", REPORT_SIZES]);
+    assert_eq!(code, Some(130), "the shell died of SIGINT");
+}
+
+#[test]
+fn run_tty_follows_terminal_resizes() {
+    let Some(e) = engine("run-resize") else {
+        return;
+    };
+    let code = follow_resizes(
+        &e,
+        &[
+            "run",
+            "--rm",
+            "-it",
+            "--rootfs",
+            e.rootfs.to_str().unwrap(),
+            "--cgroup-parent",
+            &e.cgroup_parent,
+            "busybox",
+            "sh",
+            "-c",
+            REPORT_SIZES,
+        ],
+    );
+    assert_eq!(code, Some(130), "the shell died of SIGINT");
+}
+
+#[test]
+fn signals_to_a_foreground_run_reach_the_container_with_stdin_open() {
+    let Some(e) = engine("sigproxy") else {
+        return;
+    };
+    // With -i the client has a thread reading stdin; a SIGTERM must still be forwarded (Docker's
+    // sig-proxy), not end the client, whichever of its threads the kernel hands it to.
+    for attempt in 0..3 {
+        let mut child = ChildGuard(
+            e.cmd(&[
+                "run",
+                "--rm",
+                "-i",
+                "--rootfs",
+                e.rootfs.to_str().unwrap(),
+                "--cgroup-parent",
+                &e.cgroup_parent,
+                "busybox",
+                "sh",
+                "-c",
+                "trap 'echo got-term; exit 7' TERM; echo ready; while true; do sleep 0.1; done",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+        );
+        let child = &mut child.0;
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+        assert_eq!(line, "ready\n", "attempt {attempt}");
+        let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+        let status = child.wait().unwrap();
+        assert_eq!(
+            status.code(),
+            Some(7),
+            "attempt {attempt}: {status} {rest:?}"
+        );
+        assert_eq!(rest, "got-term\n", "attempt {attempt}");
     }
 }

@@ -579,8 +579,16 @@ fn attach_foreground(layout: &Layout, record: &Record, stdin: bool) -> Result<i3
     if record.tty {
         send_size(&mut writer);
     }
-    if stdin {
-        let mut w = writer.try_clone()?;
+    // Signals are blocked (and taken by one waiting thread) before the stdin thread exists, so
+    // it inherits the mask: a signal the kernel handed to it would be lost (SIGWINCH) or end us
+    // (SIGTERM) instead of reaching the container.
+    let stdin_writer = if stdin {
+        Some(writer.try_clone()?)
+    } else {
+        None
+    };
+    forward_signals(layout, record, writer)?;
+    if let Some(mut w) = stdin_writer {
         std::thread::spawn(move || {
             let mut buf = [0u8; 8192];
             loop {
@@ -598,7 +606,6 @@ fn attach_foreground(layout: &Layout, record: &Record, stdin: bool) -> Result<i3
             }
         });
     }
-    forward_signals(layout, record, writer)?;
     let mut reader = std::io::BufReader::new(stream);
     let mut stdout = std::io::stdout();
     let mut stderr = std::io::stderr();
