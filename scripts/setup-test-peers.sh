@@ -10,7 +10,7 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
     ca-certificates curl unzip python3 python3-pip \
-    runc crun podman conmon skopeo docker-registry busybox-static uidmap iproute2 \
+    runc crun podman conmon skopeo docker-registry busybox-static tini uidmap iproute2 \
     golang-github-containers-common etcd-server etcd-client protobuf-compiler fuse3 hyperfine \
     redis-server postgresql-15 tzdata >/dev/null
 fi

@@ -618,3 +618,444 @@ fn terminals_for_run_and_exec() {
     let text = stdout(&out).replace('\r', "");
     assert!(text.starts_with("/dev/pts/"), "{text:?}");
 }
+
+/// Debian's static tini (`apt-get install tini`), the init `--init` finds on this host.
+fn tini_static() -> Option<PathBuf> {
+    let p = PathBuf::from("/usr/bin/tini-static");
+    if p.exists() {
+        return Some(p);
+    }
+    assert!(
+        std::env::var_os("DROVER_REQUIRE_PEERS").is_none(),
+        "--init tests need tini (apt-get install tini: /usr/bin/tini-static)"
+    );
+    eprintln!("skipping: needs /usr/bin/tini-static (apt-get install tini)");
+    None
+}
+
+/// A script in the test rootfs that leaves an orphan: it backgrounds a child that writes its pid
+/// to `/tmp/orphan-NAME.pid` and sleeps a second, and exits at once, so the child is reparented
+/// to PID 1 and becomes a zombie there unless PID 1 reaps it.
+fn write_orphan_maker(rootfs: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let path = rootfs.join("bin/make-orphan");
+    std::fs::write(
+        &path,
+        "#!/bin/sh\nsh -c \"echo \\$\\$ > /tmp/orphan-$1.pid; exec sleep 1\" &\nexit 0\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// Process `pid`'s state letter and parent inside container `name`, or None once it is gone.
+fn proc_state(e: &Engine, name: &str, pid: &str) -> Option<(String, String)> {
+    let out = e
+        .cmd(&["exec", name, "cat", &format!("/proc/{pid}/stat")])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        return None;
+    }
+    // `pid (comm) S ppid …`: the fields after the last ')'.
+    let text = stdout(&out);
+    let rest = text.rsplit_once(')').map(|(_, r)| r.to_owned())?;
+    let mut fields = rest.split_whitespace();
+    Some((fields.next()?.to_owned(), fields.next()?.to_owned()))
+}
+
+#[test]
+fn init_is_pid_1_and_the_command_is_not() {
+    let Some(e) = engine("init-pid1") else { return };
+    let Some(_) = tini_static() else { return };
+    let script = "echo $$; tr '\\0' ' ' < /proc/1/cmdline; echo; exit 3";
+    // Found on the host without --init-path; the command's exit code comes through the init.
+    let out = e.run(&["--rm", "--init"], &["sh", "-c", script]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text:?}");
+    assert_ne!(lines[0], "1", "the command must not be PID 1 under --init");
+    assert_eq!(
+        lines[1].trim_end(),
+        format!("/sbin/docker-init -- sh -c {script}")
+    );
+    // Negative control: without --init the command is PID 1.
+    let out = e.run(&["--rm"], &["sh", "-c", script]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "1", "{text:?}");
+    assert_eq!(lines[1].trim_end(), format!("sh -c {script}"));
+    // inspect records it as Docker does (HostConfig.Init), with the user's command as Path/Args.
+    let out = e.run(
+        &[
+            "-d",
+            "--name",
+            "with-init",
+            "--init",
+            "--init-path",
+            "/usr/bin/tini-static",
+        ],
+        &["sleep", "60"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v = e.wait_state("with-init", "running");
+    assert_eq!(v["HostConfig"]["Init"], true, "{v:#}");
+    assert_eq!(v["Path"], "sleep");
+    assert_eq!(v["Config"]["Cmd"], serde_json::json!(["sleep", "60"]));
+    assert!(e.ok(&["ps"]).contains("\"sleep 60\""));
+    // A read-only rootfs still gets its init (the mount point is made before the remount).
+    let out = e.run(&["--rm", "--init", "--read-only"], &["sh", "-c", "echo $$"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_ne!(stdout(&out).trim(), "1");
+    // From an image too (an overlay rootfs; the image's entrypoint and user come after the
+    // init, which runs as that user).
+    e.import_fixtures(&["drover-fixtures/config:v1"]);
+    let out = e.run_image(
+        &["--rm", "--init"],
+        "drover-fixtures/config:v1",
+        &["echo $$; id -u; tr '\\0' ' ' < /proc/1/cmdline"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_ne!(lines[0], "1", "{text:?}");
+    assert_eq!(lines[1], "33", "{text:?}");
+    assert!(lines[2].starts_with("/sbin/docker-init -- "), "{text:?}");
+    let out = e.run(&["-d", "--name", "no-init"], &["sleep", "60"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        e.inspect("no-init")["HostConfig"]["Init"],
+        serde_json::Value::Null
+    );
+}
+
+#[test]
+fn init_reaps_orphaned_zombies() {
+    let Some(e) = engine("init-zombie") else {
+        return;
+    };
+    let Some(_) = tini_static() else { return };
+    write_orphan_maker(&e.rootfs);
+    // PID 1 is (the init, or) a shell that execs a `sleep`, which never waits for children.
+    for (name, init) in [("reaped", true), ("zombie", false)] {
+        let mut flags = vec!["-d", "--name", name];
+        if init {
+            flags.push("--init");
+        }
+        let cmd = format!("make-orphan {name}; exec sleep 100");
+        let out = e.run(&flags, &["sh", "-c", &cmd]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        e.wait_state(name, "running");
+        let pid_file = e.rootfs.join(format!("tmp/orphan-{name}.pid"));
+        let end = Instant::now() + Duration::from_secs(20);
+        let pid = loop {
+            if let Ok(p) = std::fs::read_to_string(&pid_file)
+                && !p.trim().is_empty()
+            {
+                break p.trim().to_owned();
+            }
+            assert!(Instant::now() < end, "the orphan never wrote its pid");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        // Wait until the orphan's `sleep 1` is over: it is then a zombie or gone.
+        let end = Instant::now() + Duration::from_secs(20);
+        let last = loop {
+            let st = proc_state(&e, name, &pid);
+            let done = match &st {
+                None => true,
+                // Under the init, a zombie is only a moment: wait for it to be reaped.
+                Some((s, _)) => s == "Z" && !init,
+            };
+            if done {
+                break st;
+            }
+            assert!(Instant::now() < end, "{name}: orphan {pid} is still {st:?}");
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        if init {
+            assert_eq!(last, None, "the init reaped the orphan");
+        } else {
+            // Negative control: the orphan was reparented to PID 1, which never reaps it.
+            assert_eq!(last, Some(("Z".to_owned(), "1".to_owned())));
+        }
+    }
+}
+
+#[test]
+fn stop_goes_through_the_init_to_the_command() {
+    let Some(e) = engine("init-stop") else { return };
+    let Some(_) = tini_static() else { return };
+    // A plain `sleep` as PID 1 ignores SIGTERM (the kernel protects a namespace's init from
+    // signals it has no handler for); under --init it is an ordinary process and dies of it.
+    let out = e.run(&["-d", "--name", "plain", "--init"], &["sleep", "100"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    e.wait_state("plain", "running");
+    e.ok(&["stop", "-t", "30", "plain"]);
+    let v = e.wait_state("plain", "exited");
+    assert_eq!(
+        v["State"]["ExitCode"], 143,
+        "SIGTERM, not the timeout's SIGKILL: {v:#}"
+    );
+    // A command that handles the signal: its own exit code is the container's.
+    let out = e.run(
+        &["-d", "--name", "trapper", "--init"],
+        &[
+            "sh",
+            "-c",
+            "trap 'exit 42' TERM; while true; do sleep 0.1; done",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    e.wait_state("trapper", "running");
+    e.ok(&["stop", "-t", "30", "trapper"]);
+    let v = e.wait_state("trapper", "exited");
+    assert_eq!(v["State"]["ExitCode"], 42, "{v:#}");
+    // Negative control: without --init the same `sleep` shrugs off SIGTERM and is killed after
+    // the timeout.
+    let out = e.run(&["-d", "--name", "bare"], &["sleep", "100"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    e.wait_state("bare", "running");
+    e.ok(&["stop", "-t", "1", "bare"]);
+    let v = e.wait_state("bare", "exited");
+    assert_eq!(v["State"]["ExitCode"], 137, "{v:#}");
+}
+
+#[test]
+fn init_path_errors_are_clear() {
+    let Some(e) = engine("init-errors") else {
+        return;
+    };
+    let out = e.run(
+        &[
+            "--rm",
+            "--init",
+            "--init-path",
+            "/nonexistent/drover-test-init",
+        ],
+        &["true"],
+    );
+    assert_eq!(out.status.code(), Some(125));
+    let err = stderr(&out);
+    assert!(
+        err.contains("/nonexistent/drover-test-init does not exist")
+            && err.contains("install tini"),
+        "{err}"
+    );
+    // Nothing was left behind.
+    assert_eq!(e.ok(&["ps", "-aq"]), "");
+    // A dynamically linked init would need the image's libc: refused.
+    if Path::new("/usr/bin/tini").exists() {
+        let out = e.run(
+            &["--rm", "--init", "--init-path", "/usr/bin/tini"],
+            &["true"],
+        );
+        assert_eq!(out.status.code(), Some(125));
+        assert!(
+            stderr(&out).contains("dynamically linked"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    // The container never executes Drover itself.
+    let out = e.run(
+        &[
+            "--rm",
+            "--init",
+            "--init-path",
+            env!("CARGO_BIN_EXE_drover"),
+        ],
+        &["true"],
+    );
+    assert_eq!(out.status.code(), Some(125));
+    assert!(stderr(&out).contains("Drover itself"), "{}", stderr(&out));
+}
+
+/// A client process that is killed and reaped if the test fails before it ends.
+struct ChildGuard(std::process::Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// A pty pair for the test to play the user's terminal: (master, slave).
+fn open_pty() -> (std::os::fd::OwnedFd, std::fs::File) {
+    use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
+    let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC).unwrap();
+    grantpt(&master).unwrap();
+    unlockpt(&master).unwrap();
+    let name = ptsname(&master, Vec::new()).unwrap();
+    let slave = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(name.to_str().unwrap())
+        .unwrap();
+    (master, slave)
+}
+
+fn set_size(master: &std::os::fd::OwnedFd, rows: u16, cols: u16) {
+    let ws = rustix::termios::Winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    rustix::termios::tcsetwinsize(master, ws).unwrap();
+}
+
+/// The shell's script for the resize tests: it reports its terminal's size at start and on
+/// every SIGWINCH.
+const REPORT_SIZES: &str = "echo start $(stty size); trap 'echo winch $(stty size)' WINCH; \
+                            while true; do sleep 0.1; done";
+
+/// Runs `drover ARGS` (which runs [`REPORT_SIZES`] in a terminal) under a pty the test holds,
+/// resizes that pty twice as a terminal emulator does (new size, then SIGWINCH to the client),
+/// checks each size arrives inside, and ends it with ^C. Returns the client's exit code.
+fn follow_resizes(e: &Engine, args: &[&str]) -> Option<i32> {
+    use std::sync::{Arc, Mutex};
+    let (master, slave) = open_pty();
+    set_size(&master, 24, 80);
+    let mut child = ChildGuard(
+        e.cmd(args)
+            .stdin(slave.try_clone().unwrap())
+            .stdout(slave.try_clone().unwrap())
+            .stderr(slave)
+            .spawn()
+            .unwrap(),
+    );
+    let child = &mut child.0;
+    let output = Arc::new(Mutex::new(String::new()));
+    {
+        let output = output.clone();
+        let master = master.try_clone().unwrap();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = rustix::io::read(&master, &mut buf) {
+                if n == 0 {
+                    break;
+                }
+                output
+                    .lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+    }
+    let wait_for = |want: &str| {
+        let end = Instant::now() + Duration::from_secs(20);
+        loop {
+            let text = output.lock().unwrap().replace('\r', "");
+            if text.lines().any(|l| l == want) {
+                return;
+            }
+            assert!(Instant::now() < end, "never saw {want:?} in {text:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    wait_for("start 24 80");
+    let client = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    for (rows, cols) in [(30, 100), (40, 132)] {
+        // What a terminal emulator does when its window changes: resize, then SIGWINCH.
+        set_size(&master, rows, cols);
+        rustix::process::kill_process(client, rustix::process::Signal::WINCH).unwrap();
+        wait_for(&format!("winch {rows} {cols}"));
+    }
+    // ^C through both terminals ends the shell, and with it the client.
+    rustix::io::write(&master, b"\x03").unwrap();
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code();
+        }
+        assert!(Instant::now() < end, "drover {args:?} did not end after ^C");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn exec_tty_follows_terminal_resizes() {
+    let Some(e) = engine("exec-resize") else {
+        return;
+    };
+    let out = e.run(&["-d", "--name", "box"], &["sleep", "60"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    e.wait_state("box", "running");
+    let code = follow_resizes(&e, &["exec", "-it", "box", "sh", "-c", REPORT_SIZES]);
+    assert_eq!(code, Some(130), "the shell died of SIGINT");
+}
+
+#[test]
+fn run_tty_follows_terminal_resizes() {
+    let Some(e) = engine("run-resize") else {
+        return;
+    };
+    let code = follow_resizes(
+        &e,
+        &[
+            "run",
+            "--rm",
+            "-it",
+            "--rootfs",
+            e.rootfs.to_str().unwrap(),
+            "--cgroup-parent",
+            &e.cgroup_parent,
+            "busybox",
+            "sh",
+            "-c",
+            REPORT_SIZES,
+        ],
+    );
+    assert_eq!(code, Some(130), "the shell died of SIGINT");
+}
+
+#[test]
+fn signals_to_a_foreground_run_reach_the_container_with_stdin_open() {
+    let Some(e) = engine("sigproxy") else {
+        return;
+    };
+    // With -i the client has a thread reading stdin; a SIGTERM must still be forwarded (Docker's
+    // sig-proxy), not end the client, whichever of its threads the kernel hands it to.
+    for attempt in 0..3 {
+        let mut child = ChildGuard(
+            e.cmd(&[
+                "run",
+                "--rm",
+                "-i",
+                "--rootfs",
+                e.rootfs.to_str().unwrap(),
+                "--cgroup-parent",
+                &e.cgroup_parent,
+                "busybox",
+                "sh",
+                "-c",
+                "trap 'echo got-term; exit 7' TERM; echo ready; while true; do sleep 0.1; done",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+        );
+        let child = &mut child.0;
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+        assert_eq!(line, "ready\n", "attempt {attempt}");
+        let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+        let status = child.wait().unwrap();
+        assert_eq!(
+            status.code(),
+            Some(7),
+            "attempt {attempt}: {status} {rest:?}"
+        );
+        assert_eq!(rest, "got-term\n", "attempt {attempt}");
+    }
+}

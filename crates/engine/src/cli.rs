@@ -126,9 +126,13 @@ pub struct RunArgs {
     /// `key=value` label.
     #[arg(short = 'l', long)]
     label: Vec<String>,
-    /// Run an init inside the container (not supported yet: refused with a clear error).
+    /// Run an init (tini or catatonit from the host, statically linked) as PID 1: it forwards
+    /// signals to the command and reaps zombies.
     #[arg(long)]
     init: bool,
+    /// The init binary for --init (default: docker-init, tini-static or catatonit from the host).
+    #[arg(long, requires = "init")]
+    init_path: Option<PathBuf>,
     /// `no`, `always`, `on-failure[:N]`, `unless-stopped`.
     #[arg(long, default_value = "no")]
     restart: RestartPolicy,
@@ -355,9 +359,6 @@ fn read_env_file(path: &Path) -> Result<Vec<String>> {
 }
 
 fn cmd_run(a: RunArgs, images: &dyn ImageSource, facts: &RuntimeFacts) -> Result<i32> {
-    if a.init {
-        bail!("--init is not supported yet: run your own init (e.g. tini) as the entrypoint");
-    }
     if a.detach && a.rm && a.restart != RestartPolicy::No {
         bail!("conflicting options: --restart and --rm");
     }
@@ -367,6 +368,15 @@ fn cmd_run(a: RunArgs, images: &dyn ImageSource, facts: &RuntimeFacts) -> Result
         other => bail!(
             "network {other:?} is not supported yet: use none or host (bridge networking and -p come with the networking issue)"
         ),
+    };
+    // Before anything is pulled or created: a missing init is the user's to fix.
+    let init = if a.init {
+        Some(crate::init::find(
+            a.init_path.as_deref(),
+            &crate::init::host_candidates(),
+        )?)
+    } else {
+        None
     };
     let layout = Layout::new(&a.common.data_dir);
     fs::create_dir_all(layout.containers())
@@ -437,6 +447,7 @@ fn cmd_run(a: RunArgs, images: &dyn ImageSource, facts: &RuntimeFacts) -> Result
         tty: a.tty,
         interactive: a.interactive,
         cgroup_parent: a.cgroup_parent.clone(),
+        init: init.clone(),
     };
     // The user is resolved from the image's own files: the rootfs, or the topmost layer that
     // has /etc/passwd.
@@ -518,6 +529,7 @@ fn cmd_run(a: RunArgs, images: &dyn ImageSource, facts: &RuntimeFacts) -> Result
             log_max_files: a.log_max_files,
             cgroups_path: spec::cgroups_path(a.cgroup_parent.as_deref(), &id),
             own_netns: network == Network::None,
+            init: init.clone(),
         };
         layout::write_atomic(&dir.record_path(), &serde_json::to_vec_pretty(&record)?)?;
         Ok(record)
@@ -567,8 +579,16 @@ fn attach_foreground(layout: &Layout, record: &Record, stdin: bool) -> Result<i3
     if record.tty {
         send_size(&mut writer);
     }
-    if stdin {
-        let mut w = writer.try_clone()?;
+    // Signals are blocked (and taken by one waiting thread) before the stdin thread exists, so
+    // it inherits the mask: a signal the kernel handed to it would be lost (SIGWINCH) or end us
+    // (SIGTERM) instead of reaching the container.
+    let stdin_writer = if stdin {
+        Some(writer.try_clone()?)
+    } else {
+        None
+    };
+    forward_signals(layout, record, writer)?;
+    if let Some(mut w) = stdin_writer {
         std::thread::spawn(move || {
             let mut buf = [0u8; 8192];
             loop {
@@ -586,7 +606,6 @@ fn attach_foreground(layout: &Layout, record: &Record, stdin: bool) -> Result<i3
             }
         });
     }
-    forward_signals(layout, record, writer)?;
     let mut reader = std::io::BufReader::new(stream);
     let mut stdout = std::io::stdout();
     let mut stderr = std::io::stderr();
@@ -980,10 +999,12 @@ fn exec_with_tty(mut rt: Command, id: &str, command: &[String]) -> Result<i32> {
         .context("waiting for the exec's terminal")?;
     let master = supervisor::receive_fd(&stream)?;
     let _ = fs::remove_dir_all(&tmp);
+    // Our terminal's size now and whenever it changes: setting it on the pty's master makes the
+    // kernel send SIGWINCH to the process in the foreground there, as a terminal emulator does.
+    if rustix::termios::isatty(std::io::stdout()) {
+        follow_resizes(master.try_clone()?)?;
+    }
     let _raw = if rustix::termios::isatty(std::io::stdin()) {
-        if let Ok(ws) = rustix::termios::tcgetwinsize(std::io::stdout()) {
-            let _ = rustix::termios::tcsetwinsize(&master, ws);
-        }
         Some(RawTerminal::enter()?)
     } else {
         None
@@ -1015,6 +1036,39 @@ fn exec_with_tty(mut rt: Command, id: &str, command: &[String]) -> Result<i32> {
     }
     let status = child.wait()?;
     Ok(status.code().unwrap_or(1))
+}
+
+/// Copies our terminal's size to `master` now and on every SIGWINCH we get, from a thread that
+/// waits for the signal (blocked in this thread first, before any other thread exists, so every
+/// thread inherits the mask and only the waiter takes it).
+#[allow(unsafe_code)]
+fn follow_resizes(master: std::os::fd::OwnedFd) -> Result<()> {
+    // SAFETY: a sigset_t is plain data initialised by sigemptyset before use; pthread_sigmask
+    // only changes this thread's mask.
+    let set = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGWINCH);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    };
+    let copy_size = move |master: &std::os::fd::OwnedFd| {
+        if let Ok(ws) = rustix::termios::tcgetwinsize(std::io::stdout()) {
+            let _ = rustix::termios::tcsetwinsize(master, ws);
+        }
+    };
+    copy_size(&master);
+    std::thread::spawn(move || {
+        loop {
+            let mut sig: libc::c_int = 0;
+            // SAFETY: `set` was initialised above and `sig` is a valid out-pointer.
+            if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
+                break;
+            }
+            copy_size(&master);
+        }
+    });
+    Ok(())
 }
 
 fn signal_arg(sig: &str) -> String {
@@ -1208,6 +1262,7 @@ fn cmd_inspect(a: InspectArgs) -> Result<()> {
             },
             "HostConfig": {
                 "AutoRemove": r.auto_remove,
+                "Init": r.init.is_some().then_some(true),
                 "RestartPolicy": {"Name": restart.0, "MaximumRetryCount": restart.1},
                 "ReadonlyRootfs": spec["root"]["readonly"],
                 "CapAdd": null,

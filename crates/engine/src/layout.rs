@@ -203,6 +203,9 @@ pub struct Record {
     /// brings its `lo` up.
     #[serde(default)]
     pub own_netns: bool,
+    /// `--init`: the host's init binary, mounted at `/sbin/docker-init` as PID 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<PathBuf>,
 }
 
 /// `--restart`.
@@ -423,6 +426,7 @@ mod tests {
                 log_max_files: 1,
                 cgroups_path: "/drover/x".into(),
                 own_netns: true,
+                init: None,
             };
             fs::write(dir.record_path(), serde_json::to_vec(&record).unwrap()).unwrap();
         }

@@ -13,6 +13,7 @@
 
 pub mod attach;
 pub mod cli;
+pub mod init;
 pub mod layout;
 pub mod logs;
 pub mod spec;

@@ -163,6 +163,9 @@ pub struct ContainerOptions {
     pub interactive: bool,
     /// `--cgroup-parent` (default `/drover`): the container's cgroup is `<parent>/<id>`.
     pub cgroup_parent: Option<String>,
+    /// `--init`: the host's static init binary, bind-mounted read-only at
+    /// [`crate::init::CONTAINER_PATH`] and run as PID 1 in front of the command.
+    pub init: Option<PathBuf>,
 }
 
 /// What the host side provides that the spec refers to.
@@ -183,7 +186,7 @@ pub struct HostFiles<'a> {
 pub struct Built {
     /// `config.json`.
     pub spec: Value,
-    /// entrypoint + cmd.
+    /// entrypoint + cmd (without the init in front, as Docker shows it).
     pub args: Vec<String>,
     /// The hostname.
     pub hostname: String,
@@ -488,6 +491,19 @@ pub fn build(
         );
     }
 
+    // The init goes last, so no volume hides it.
+    let mut process_args = args.clone();
+    if let Some(init) = &opts.init {
+        mounts.push(json!({
+            "destination": crate::init::CONTAINER_PATH, "type": "bind",
+            "source": init, "options": ["rbind", "ro", "nosuid", "nodev", "rprivate"],
+        }));
+        process_args = [crate::init::CONTAINER_PATH.to_owned(), "--".to_owned()]
+            .into_iter()
+            .chain(args.iter().cloned())
+            .collect();
+    }
+
     let mut namespaces = vec![
         json!({"type": "pid"}),
         json!({"type": "ipc"}),
@@ -565,7 +581,7 @@ pub fn build(
         "process": {
             "terminal": opts.tty,
             "user": {"uid": identity.uid, "gid": identity.gid, "additionalGids": identity.additional_gids},
-            "args": args,
+            "args": process_args,
             "env": env.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
             "cwd": cwd,
             "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
@@ -655,6 +671,46 @@ mod tests {
             .err()
             .unwrap();
         assert!(err.to_string().contains("no command specified"), "{err}");
+    }
+
+    #[test]
+    fn init_runs_in_front_of_the_command_from_a_read_only_bind() {
+        let opts = ContainerOptions {
+            init: Some("/usr/bin/tini-static".into()),
+            volumes: vec![format!("{}:/sbin", std::env::temp_dir().display())],
+            ..Default::default()
+        };
+        let b = build_with(&image(), &opts).unwrap();
+        assert_eq!(
+            b.spec["process"]["args"],
+            json!([
+                "/sbin/docker-init",
+                "--",
+                "/docker-entrypoint.sh",
+                "nginx",
+                "-g",
+                "daemon off;"
+            ])
+        );
+        // What ps and inspect show stays the user's command, as in Docker.
+        assert_eq!(
+            b.args,
+            ["/docker-entrypoint.sh", "nginx", "-g", "daemon off;"]
+        );
+        let mounts = b.spec["mounts"].as_array().unwrap();
+        let last = mounts.last().unwrap();
+        assert_eq!(last["destination"], "/sbin/docker-init");
+        assert_eq!(last["source"], "/usr/bin/tini-static");
+        assert!(last["options"].as_array().unwrap().contains(&json!("ro")));
+        let plain = build_with(&image(), &ContainerOptions::default()).unwrap();
+        assert_eq!(plain.spec["process"]["args"], json!(plain.args));
+        assert!(
+            !plain.spec["mounts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m["destination"] == "/sbin/docker-init")
+        );
     }
 
     #[test]
