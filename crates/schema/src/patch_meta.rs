@@ -5,8 +5,10 @@
 //!
 //! `k8s-openapi` carries no patch metadata, so it is restated here, from the comment markers of
 //! the Kubernetes 1.33 Go types (`+patchStrategy`, `+patchMergeKey`, `+listType`, `+listMapKey`,
-//! `+mapType`, `+structType`), which are what upstream's openapi-gen publishes. The test in
-//! [`upstream`] compares the table with those markers, extracted by
+//! `+mapType`, `+structType`), which are what upstream's openapi-gen publishes (it logs markers
+//! on the wrong kind of field, such as `+listType=atomic` on `Status.details` or
+//! `+patchStrategy=replace` on a struct, and publishes them anyway; so does this table). The test
+//! module `upstream` compares the table with those markers, extracted by
 //! `tools/patchmeta/extract_markers.py` into `tests/data/k8s-v1.33-field-markers.tsv`, in both
 //! directions for every definition Drover serves. Another test checks that every (type, field)
 //! below exists in the generated definitions, so a typo fails the build.
