@@ -291,6 +291,50 @@ fn patch_directives_in_maps_replace_or_empty_the_map() {
 }
 
 #[test]
+fn a_field_with_the_replace_strategy_takes_the_patch_object_whole() {
+    // Upstream's mergeMapHandler: a map field whose patchStrategy is `replace` (as
+    // policy/v1 PodDisruptionBudgetSpec.selector declares) is replaced by the patch map, not
+    // merged into; a field without it merges.
+    let s = TestSchema::scalar;
+    let selector = || {
+        TestSchema::object([
+            ("matchLabels", TestSchema::map(s())),
+            ("matchExpressions", TestSchema::list(s())),
+        ])
+    };
+    let schema = TestSchema::object([("selector", selector().replace()), ("other", selector())]);
+    let original = json!({
+        "selector": {"matchLabels": {"app": "web", "tier": "front"}},
+        "other": {"matchLabels": {"app": "web", "tier": "front"}}
+    });
+    let patch = json!({
+        "selector": {"matchLabels": {"app": "api"}},
+        "other": {"matchLabels": {"app": "api"}}
+    });
+    let out = strategic_merge(&original, &patch, Some(&schema)).unwrap();
+    assert_eq!(out["selector"], json!({"matchLabels": {"app": "api"}}));
+    assert_eq!(
+        out["other"],
+        json!({"matchLabels": {"app": "api", "tier": "front"}})
+    );
+    // Replacing drops the original's other members too, and null still deletes the field.
+    let original =
+        json!({"selector": {"matchLabels": {"a": "1"}, "matchExpressions": [{"key": "k"}]}});
+    let out = strategic_merge(
+        &original,
+        &json!({"selector": {"matchExpressions": [{"key": "j"}]}}),
+        Some(&schema),
+    )
+    .unwrap();
+    assert_eq!(
+        out,
+        json!({"selector": {"matchExpressions": [{"key": "j"}]}})
+    );
+    let out = strategic_merge(&original, &json!({"selector": null}), Some(&schema)).unwrap();
+    assert_eq!(out, json!({}));
+}
+
+#[test]
 fn preserve_the_patch_order_in_a_merging_list() {
     let original =
         json!({"mergingList": [{"name": "1"}, {"name": "2", "value": "b"}, {"name": "3"}]});

@@ -67,7 +67,7 @@ pub(crate) fn ref_to(name: &str) -> Value {
 }
 
 /// Every definition reachable from the built-in kinds and the meta/v1 types, before extensions.
-fn generate() -> Map<String, Value> {
+pub(crate) fn generate() -> Map<String, Value> {
     let mut generator = SchemaSettings::openapi3()
         .with(|s| s.meta_schema = None)
         .into_generator();

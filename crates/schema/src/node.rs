@@ -105,6 +105,11 @@ impl<'a> SchemaNode<'a> {
         self.patch_strategy().any(|s| s == "retainKeys")
     }
 
+    /// True when the patch strategy is `replace` (a patch object replaces the original one).
+    pub fn replaces(&self) -> bool {
+        self.patch_strategy().any(|s| s == "replace")
+    }
+
     /// `x-kubernetes-patch-merge-key`.
     pub fn merge_key(&self) -> Option<&'a str> {
         self.extension("x-kubernetes-patch-merge-key")
@@ -180,6 +185,7 @@ impl drover_core::patch::MergeSchema for SchemaNode<'_> {
             merge: self.merges(),
             retain_keys: self.retains_keys(),
             merge_key: self.merge_key().map(str::to_owned),
+            replace: self.replaces(),
         }
     }
 }

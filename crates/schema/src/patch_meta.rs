@@ -3,12 +3,15 @@
 //! `x-kubernetes-list-type`, `x-kubernetes-list-map-keys`, `x-kubernetes-map-type`) and the
 //! strategic-merge-patch navigation ([`crate::SchemaNode`]) are generated from.
 //!
-//! `k8s-openapi` carries no patch metadata, so it is restated here. Source: the Kubernetes API
-//! reference for v1.33 (<https://kubernetes.io/docs/reference/kubernetes-api/>), which documents
-//! for each field its `patchStrategy`/`patchMergeKey` and its `listType`/`listMapKeys`/`mapType`
-//! markers ("Patch strategy: merge on key `name`", "Map: unique values on key name will be kept
-//! during a merge", "Atomic: will be replaced during a merge"). A test checks that every
-//! (type, field) below exists in the generated definitions, so a typo fails the build.
+//! `k8s-openapi` carries no patch metadata, so it is restated here, from the comment markers of
+//! the Kubernetes 1.33 Go types (`+patchStrategy`, `+patchMergeKey`, `+listType`, `+listMapKey`,
+//! `+mapType`, `+structType`), which are what upstream's openapi-gen publishes (it logs markers
+//! on the wrong kind of field, such as `+listType=atomic` on `Status.details` or
+//! `+patchStrategy=replace` on a struct, and publishes them anyway; so does this table). The test
+//! module `upstream` compares the table with those markers, extracted by
+//! `tools/patchmeta/extract_markers.py` into `tests/data/k8s-v1.33-field-markers.tsv`, in both
+//! directions for every definition Drover serves. Another test checks that every (type, field)
+//! below exists in the generated definitions, so a typo fails the build.
 
 /// The metadata declared on one field (or, with an empty `field`, on a type itself).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -17,7 +20,7 @@ pub(crate) struct FieldMeta {
     pub(crate) ty: &'static str,
     /// JSON field name; empty for metadata on the type itself (`x-kubernetes-map-type`).
     pub(crate) field: &'static str,
-    /// `x-kubernetes-patch-strategy`: `merge`, `retainKeys` or `merge,retainKeys`.
+    /// `x-kubernetes-patch-strategy`: `merge`, `retainKeys`, `merge,retainKeys` or `replace`.
     pub(crate) strategy: Option<&'static str>,
     /// `x-kubernetes-patch-merge-key`.
     pub(crate) merge_key: Option<&'static str>,
@@ -135,6 +138,23 @@ const fn retain_keys(ty: &'static str, field: &'static str) -> FieldMeta {
     }
 }
 
+/// `patchStrategy=replace` on a struct field: a patch replaces the whole object instead of
+/// merging into it (policy/v1 `PodDisruptionBudgetSpec.selector`).
+const fn replace(ty: &'static str, field: &'static str) -> FieldMeta {
+    FieldMeta {
+        strategy: Some("replace"),
+        ..FieldMeta::new(ty, field)
+    }
+}
+
+/// `mapType=granular` (or `structType=granular`) on a field whose type would otherwise be atomic.
+const fn granular(ty: &'static str, field: &'static str) -> FieldMeta {
+    FieldMeta {
+        map_type: Some("granular"),
+        ..FieldMeta::new(ty, field)
+    }
+}
+
 /// `mapType=atomic` on a map field.
 const fn atomic_map(ty: &'static str, field: &'static str) -> FieldMeta {
     FieldMeta {
@@ -170,6 +190,8 @@ macro_rules! api {
 const NAME: &[&str] = &["name"];
 const TYPE: &[&str] = &["type"];
 const IP: &[&str] = &["ip"];
+const JSON_SCHEMA_PROPS: &str =
+    "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSONSchemaProps";
 
 /// The table. Conditions lists are keyed by `type` throughout.
 pub(crate) const TABLE: &[FieldMeta] = &[
@@ -183,6 +205,12 @@ pub(crate) const TABLE: &[FieldMeta] = &[
     atomic(meta!("LabelSelectorRequirement"), "values"),
     atomic(meta!("StatusDetails"), "causes"),
     atomic(meta!("APIResourceList"), "resources"),
+    atomic(meta!("APIResource"), "categories"),
+    atomic(meta!("APIResource"), "shortNames"),
+    atomic(meta!("DeleteOptions"), "dryRun"),
+    atomic(meta!("FieldSelectorRequirement"), "values"),
+    // Upstream marks this struct field `+listType=atomic` (meaningless on an object, but published).
+    atomic(meta!("Status"), "details"),
     // --- core/v1 Pod
     merge_map(core!("PodSpec"), "containers", "name", NAME),
     merge_map(core!("PodSpec"), "initContainers", "name", NAME),
@@ -203,6 +231,7 @@ pub(crate) const TABLE: &[FieldMeta] = &[
     atomic_map(core!("PodSpec"), "nodeSelector"),
     atomic(core!("PodSecurityContext"), "supplementalGroups"),
     atomic(core!("PodSecurityContext"), "sysctls"),
+    atomic(core!("LinuxContainerUser"), "supplementalGroups"),
     atomic(core!("Capabilities"), "add"),
     atomic(core!("Capabilities"), "drop"),
     atomic(core!("PodDNSConfig"), "nameservers"),
@@ -263,7 +292,7 @@ pub(crate) const TABLE: &[FieldMeta] = &[
     // Pod status.
     merge_map(core!("PodStatus"), "conditions", "type", TYPE),
     merge_map(core!("PodStatus"), "podIPs", "ip", IP),
-    merge_map(core!("PodStatus"), "hostIPs", "ip", IP),
+    merge_atomic(core!("PodStatus"), "hostIPs", "ip"),
     atomic(core!("PodStatus"), "containerStatuses"),
     atomic(core!("PodStatus"), "initContainerStatuses"),
     atomic(core!("PodStatus"), "ephemeralContainerStatuses"),
@@ -274,7 +303,12 @@ pub(crate) const TABLE: &[FieldMeta] = &[
         "mountPath",
         &["mountPath"],
     ),
-    list_map(core!("ContainerStatus"), "allocatedResourcesStatus", NAME),
+    merge_map(
+        core!("ContainerStatus"),
+        "allocatedResourcesStatus",
+        "name",
+        NAME,
+    ),
     list_map(core!("ResourceStatus"), "resources", &["resourceID"]),
     // Scheduling constraints.
     atomic(
@@ -318,8 +352,11 @@ pub(crate) const TABLE: &[FieldMeta] = &[
     atomic(core!("DownwardAPIProjection"), "items"),
     atomic(core!("ProjectedVolumeSource"), "sources"),
     atomic(core!("CephFSVolumeSource"), "monitors"),
+    atomic(core!("CephFSPersistentVolumeSource"), "monitors"),
     atomic(core!("RBDVolumeSource"), "monitors"),
+    atomic(core!("RBDPersistentVolumeSource"), "monitors"),
     atomic(core!("ISCSIVolumeSource"), "portals"),
+    atomic(core!("ISCSIPersistentVolumeSource"), "portals"),
     atomic(core!("FCVolumeSource"), "targetWWNs"),
     atomic(core!("FCVolumeSource"), "wwids"),
     // References declared atomic as a whole.
@@ -345,12 +382,15 @@ pub(crate) const TABLE: &[FieldMeta] = &[
     atomic(core!("EndpointSubset"), "addresses"),
     atomic(core!("EndpointSubset"), "notReadyAddresses"),
     atomic(core!("EndpointSubset"), "ports"),
+    atomic_struct(core!("EndpointAddress")),
+    atomic_struct(core!("EndpointPort")),
     // Nodes and namespaces.
     atomic(core!("NodeSpec"), "taints"),
     merge_set(core!("NodeSpec"), "podCIDRs"),
     merge_map(core!("NodeStatus"), "addresses", "type", TYPE),
     merge_map(core!("NodeStatus"), "conditions", "type", TYPE),
     atomic(core!("NodeStatus"), "images"),
+    atomic(core!("ContainerImage"), "names"),
     atomic(core!("NodeStatus"), "volumesInUse"),
     atomic(core!("NodeStatus"), "volumesAttached"),
     atomic(core!("NodeStatus"), "runtimeHandlers"),
@@ -368,7 +408,14 @@ pub(crate) const TABLE: &[FieldMeta] = &[
     ),
     atomic(core!("PersistentVolumeSpec"), "accessModes"),
     atomic(core!("PersistentVolumeSpec"), "mountOptions"),
+    // ObjectReference is atomic, but a volume's claimRef is patched field by field.
+    granular(core!("PersistentVolumeSpec"), "claimRef"),
+    granular(
+        core!("PersistentVolumeClaimStatus"),
+        "allocatedResourceStatuses",
+    ),
     atomic(core!("ResourceQuotaSpec"), "scopes"),
+    atomic_struct(core!("ScopeSelector")),
     atomic(core!("ScopeSelector"), "matchExpressions"),
     atomic(core!("ScopedResourceSelectorRequirement"), "values"),
     merge_map(core!("ServiceAccount"), "secrets", "name", NAME),
@@ -418,6 +465,10 @@ pub(crate) const TABLE: &[FieldMeta] = &[
         "values",
     ),
     atomic(api!("batch.v1", "SuccessPolicy"), "rules"),
+    set(api!("batch.v1", "UncountedTerminatedPods"), "succeeded"),
+    set(api!("batch.v1", "UncountedTerminatedPods"), "failed"),
+    // --- autoscaling/v1
+    atomic_struct(api!("autoscaling.v1", "CrossVersionObjectReference")),
     // --- autoscaling/v2
     atomic(
         api!("autoscaling.v2", "HorizontalPodAutoscalerSpec"),
@@ -435,6 +486,7 @@ pub(crate) const TABLE: &[FieldMeta] = &[
     ),
     atomic(api!("autoscaling.v2", "HPAScalingRules"), "policies"),
     // --- policy/v1
+    replace(api!("policy.v1", "PodDisruptionBudgetSpec"), "selector"),
     merge_map(
         api!("policy.v1", "PodDisruptionBudgetStatus"),
         "conditions",
@@ -446,6 +498,7 @@ pub(crate) const TABLE: &[FieldMeta] = &[
     atomic(api!("networking.v1", "IngressSpec"), "tls"),
     atomic(api!("networking.v1", "IngressTLS"), "hosts"),
     atomic(api!("networking.v1", "HTTPIngressRuleValue"), "paths"),
+    atomic_struct(api!("networking.v1", "ServiceBackendPort")),
     atomic(
         api!("networking.v1", "IngressLoadBalancerStatus"),
         "ingress",
@@ -478,11 +531,14 @@ pub(crate) const TABLE: &[FieldMeta] = &[
     atomic(api!("rbac.v1", "PolicyRule"), "resourceNames"),
     atomic(api!("rbac.v1", "PolicyRule"), "nonResourceURLs"),
     atomic_struct(api!("rbac.v1", "RoleRef")),
+    atomic_struct(api!("rbac.v1", "Subject")),
     // --- discovery.k8s.io/v1
     atomic(api!("discovery.v1", "EndpointSlice"), "endpoints"),
     atomic(api!("discovery.v1", "EndpointSlice"), "ports"),
     set(api!("discovery.v1", "Endpoint"), "addresses"),
     atomic(api!("discovery.v1", "EndpointHints"), "forZones"),
+    atomic(api!("discovery.v1", "EndpointHints"), "forNodes"),
+    atomic_struct(api!("discovery.v1", "EndpointPort")),
     // --- storage.k8s.io/v1
     atomic(api!("storage.v1", "StorageClass"), "mountOptions"),
     atomic(api!("storage.v1", "StorageClass"), "allowedTopologies"),
@@ -504,6 +560,15 @@ pub(crate) const TABLE: &[FieldMeta] = &[
         "conditions",
         TYPE,
     ),
+    // Upstream marks these []byte fields (base64 strings in JSON) `+listType=atomic`.
+    atomic(
+        api!("certificates.v1", "CertificateSigningRequestSpec"),
+        "request",
+    ),
+    atomic(
+        api!("certificates.v1", "CertificateSigningRequestStatus"),
+        "certificate",
+    ),
     // --- authentication / authorization
     atomic(api!("authentication.v1", "UserInfo"), "groups"),
     atomic(api!("authentication.v1", "TokenReviewSpec"), "audiences"),
@@ -520,6 +585,23 @@ pub(crate) const TABLE: &[FieldMeta] = &[
     atomic(
         api!("authorization.v1", "SubjectRulesReviewStatus"),
         "nonResourceRules",
+    ),
+    atomic(api!("authorization.v1", "ResourceRule"), "verbs"),
+    atomic(api!("authorization.v1", "ResourceRule"), "apiGroups"),
+    atomic(api!("authorization.v1", "ResourceRule"), "resources"),
+    atomic(api!("authorization.v1", "ResourceRule"), "resourceNames"),
+    atomic(api!("authorization.v1", "NonResourceRule"), "verbs"),
+    atomic(
+        api!("authorization.v1", "NonResourceRule"),
+        "nonResourceURLs",
+    ),
+    atomic(
+        api!("authorization.v1", "FieldSelectorAttributes"),
+        "requirements",
+    ),
+    atomic(
+        api!("authorization.v1", "LabelSelectorAttributes"),
+        "requirements",
     ),
     // --- admissionregistration.k8s.io/v1
     merge_map(
@@ -573,9 +655,18 @@ pub(crate) const TABLE: &[FieldMeta] = &[
         "name",
         NAME,
     ),
-    atomic(
+    merge_map(
         api!("admissionregistration.v1", "ValidatingAdmissionPolicySpec"),
         "variables",
+        "name",
+        NAME,
+    ),
+    atomic_struct(api!("admissionregistration.v1", "Variable")),
+    atomic_struct(api!("admissionregistration.v1", "ParamKind")),
+    atomic_struct(api!("admissionregistration.v1", "ParamRef")),
+    atomic(
+        api!("admissionregistration.v1", "TypeChecking"),
+        "expressionWarnings",
     ),
     list_map(
         api!(
@@ -615,6 +706,27 @@ pub(crate) const TABLE: &[FieldMeta] = &[
     ),
     atomic(
         api!("admissionregistration.v1", "RuleWithOperations"),
+        "resources",
+    ),
+    atomic_struct(api!("admissionregistration.v1", "NamedRuleWithOperations")),
+    atomic(
+        api!("admissionregistration.v1", "NamedRuleWithOperations"),
+        "resourceNames",
+    ),
+    atomic(
+        api!("admissionregistration.v1", "NamedRuleWithOperations"),
+        "operations",
+    ),
+    atomic(
+        api!("admissionregistration.v1", "NamedRuleWithOperations"),
+        "apiGroups",
+    ),
+    atomic(
+        api!("admissionregistration.v1", "NamedRuleWithOperations"),
+        "apiVersions",
+    ),
+    atomic(
+        api!("admissionregistration.v1", "NamedRuleWithOperations"),
         "resources",
     ),
     // --- flowcontrol.apiserver.k8s.io/v1
@@ -673,6 +785,38 @@ pub(crate) const TABLE: &[FieldMeta] = &[
         "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionNames",
         "categories",
     ),
+    atomic(
+        "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionStatus",
+        "storedVersions",
+    ),
+    atomic(
+        "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionVersion",
+        "additionalPrinterColumns",
+    ),
+    atomic(
+        "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionVersion",
+        "selectableFields",
+    ),
+    atomic(
+        "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.WebhookConversion",
+        "conversionReviewVersions",
+    ),
+    atomic(JSON_SCHEMA_PROPS, "allOf"),
+    atomic(JSON_SCHEMA_PROPS, "anyOf"),
+    atomic(JSON_SCHEMA_PROPS, "oneOf"),
+    atomic(JSON_SCHEMA_PROPS, "enum"),
+    atomic(JSON_SCHEMA_PROPS, "required"),
+    atomic(JSON_SCHEMA_PROPS, "x-kubernetes-list-map-keys"),
+    merge_map(
+        JSON_SCHEMA_PROPS,
+        "x-kubernetes-validations",
+        "rule",
+        &["rule"],
+    ),
+    atomic(
+        "io.k8s.kube-aggregator.pkg.apis.apiregistration.v1.APIServiceSpec",
+        "caBundle",
+    ),
     merge_map(
         "io.k8s.kube-aggregator.pkg.apis.apiregistration.v1.APIServiceStatus",
         "conditions",
@@ -680,3 +824,6 @@ pub(crate) const TABLE: &[FieldMeta] = &[
         TYPE,
     ),
 ];
+
+#[cfg(test)]
+mod upstream;

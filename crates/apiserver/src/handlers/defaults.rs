@@ -62,6 +62,7 @@ pub(crate) async fn prepare_create(
             obj["type"] = "Opaque".into();
         }
         ("", "Service") => default_service(obj),
+        ("flowcontrol.apiserver.k8s.io", "FlowSchema") => default_flow_schema(obj),
         // v1 defaulting: claims and volumes start Pending, in filesystem mode.
         ("", "PersistentVolumeClaim" | "PersistentVolume") => {
             if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
@@ -184,6 +185,19 @@ fn qos_class(pod: &Value) -> &'static str {
     }
 }
 
+/// Upstream's `SetDefaults_FlowSchemaSpec`: an unset (or zero) `matchingPrecedence` is 1000, so
+/// it prints, and sorts in Tables, as upstream's would.
+fn default_flow_schema(obj: &mut Value) {
+    let spec = crate::meta::object_mut(obj, "spec");
+    if spec
+        .get("matchingPrecedence")
+        .and_then(Value::as_i64)
+        .is_none_or(|p| p == 0)
+    {
+        spec.insert("matchingPrecedence".into(), json!(1000));
+    }
+}
+
 fn default_service(obj: &mut Value) {
     let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) else {
         return;
@@ -257,5 +271,23 @@ pub(crate) fn drop_empty_metadata(obj: &mut Value) {
                 m.remove(f);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flow_schema_matching_precedence_defaults_to_1000() {
+        let mut fs = json!({"spec": {"priorityLevelConfiguration": {"name": "global-default"}}});
+        default_flow_schema(&mut fs);
+        assert_eq!(fs["spec"]["matchingPrecedence"], 1000);
+        let mut fs = json!({"spec": {"matchingPrecedence": 0}});
+        default_flow_schema(&mut fs);
+        assert_eq!(fs["spec"]["matchingPrecedence"], 1000);
+        let mut fs = json!({"spec": {"matchingPrecedence": 250}});
+        default_flow_schema(&mut fs);
+        assert_eq!(fs["spec"]["matchingPrecedence"], 250);
     }
 }

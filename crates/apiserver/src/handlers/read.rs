@@ -5,7 +5,9 @@ use std::sync::Arc;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use bytes::Bytes;
+use drover_core::registry::Resource;
 use drover_core::selector::{FieldSelector, Selector};
+use drover_core::table;
 use drover_store::{RangeRequest, Revision, Store, prefix_end};
 use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 use serde_json::{Map, Value, json};
@@ -250,7 +252,7 @@ pub(crate) async fn list(ctx: Ctx<'_>) -> ApiResult<Response<Body>> {
 }
 
 /// Writes a Table row by row, each object decoded only while its row is made (a Table of a
-/// large list must not hold every object decoded at once).
+/// large list must not hold every object decoded at once). Rows come in [`row_order`].
 fn stream_table_list(
     ctx: &Ctx<'_>,
     items: &[(Bytes, Revision)],
@@ -266,7 +268,8 @@ fn stream_table_list(
     out.pop(); // the closing brace; rows follow
     out.extend_from_slice(b",\"rows\":[");
     let mut written = 0usize;
-    for (bytes, rev) in items {
+    for i in row_order(&ctx.res, items)? {
+        let (bytes, rev) = &items[i];
         let obj = convert::from_storage(&ctx.res, decode_stored(bytes, *rev)?);
         let mut one = super::write::table_for(&ctx.res, &[obj], json!({}), include, v1beta1);
         if let Some(row) = one
@@ -283,6 +286,27 @@ fn stream_table_list(
     }
     out.extend_from_slice(b"]}");
     Ok(json_bytes_response(out))
+}
+
+/// The order a list's Table prints `items` in: their list (store) order, except for kinds
+/// whose upstream list printer sorts the rows (FlowSchema: by matchingPrecedence, then name;
+/// see [`table::sorts_rows`]). Like upstream, which sorts the items of the one list response
+/// it prints, the sort covers `items` only: with `limit`/`continue` each page is sorted on its
+/// own, and the pages themselves follow store (name) order. Only the small sort keys are held,
+/// not the decoded objects.
+fn row_order(res: &Resource, items: &[(Bytes, Revision)]) -> ApiResult<Vec<usize>> {
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    if res.custom.is_some() || !table::sorts_rows(&res.gv.group, &res.kind) {
+        return Ok(order);
+    }
+    let mut keys = Vec::with_capacity(items.len());
+    for (bytes, rev) in items {
+        let obj = convert::from_storage(res, decode_stored(bytes, *rev)?);
+        keys.push(table::row_sort_key(&res.gv.group, &res.kind, &obj));
+    }
+    // Stable, as the one-shot table::table sorts.
+    order.sort_by(|a, b| keys[*a].cmp(&keys[*b]));
+    Ok(order)
 }
 
 /// A 200 answer with an already encoded JSON body.
@@ -550,5 +574,99 @@ pub(crate) fn openapi(state: &State, route: &Route, headers: &HeaderMap) -> Resp
                 .insert(header::VARY, HeaderValue::from_static("Accept"));
             r
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resource(group: &str, kind: &str) -> &'static Resource {
+        drover_core::registry::builtin()
+            .iter()
+            .find(|r| r.gv.group == group && r.kind == kind && r.gv.version == "v1")
+            .expect("built-in resource")
+    }
+
+    fn stored(objects: &[Value]) -> Vec<(Bytes, Revision)> {
+        objects
+            .iter()
+            .zip(1..)
+            .map(|(o, rev)| (Bytes::from(serde_json::to_vec(o).unwrap()), rev))
+            .collect()
+    }
+
+    fn names(items: &[(Bytes, Revision)], order: &[usize]) -> Vec<String> {
+        order
+            .iter()
+            .map(|&i| {
+                decode_stored(&items[i].0, items[i].1).unwrap()["metadata"]["name"].to_string()
+            })
+            .map(|n| n.trim_matches('"').to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn streamed_flow_schema_tables_sort_by_precedence_then_name_like_the_one_shot_table() {
+        let fs = |name: &str, precedence: i64| {
+            json!({"apiVersion": "flowcontrol.apiserver.k8s.io/v1", "kind": "FlowSchema",
+                   "metadata": {"name": name},
+                   "spec": {"matchingPrecedence": precedence,
+                            "priorityLevelConfiguration": {"name": "global-default"}}})
+        };
+        // Store order is key (name) order.
+        let objects = [
+            fs("catch-all", 10000),
+            fs("exempt", 1),
+            fs("global-default", 9900),
+            fs("leader-election", 100),
+            fs("probes", 2),
+            fs("system-nodes", 500),
+            fs("system-leader-election", 100),
+        ];
+        let items = stored(&objects);
+        let res = resource("flowcontrol.apiserver.k8s.io", "FlowSchema");
+        let order = row_order(res, &items).unwrap();
+        assert_eq!(
+            names(&items, &order),
+            [
+                "exempt",
+                "probes",
+                "leader-election",
+                "system-leader-election",
+                "system-nodes",
+                "global-default",
+                "catch-all",
+            ]
+        );
+        // The streamed order is the one-shot table's order.
+        let t = table::table(
+            &res.gv.group,
+            &res.kind,
+            &objects,
+            0,
+            table::IncludeObject::None,
+            &Value::Null,
+        );
+        let one_shot: Vec<&str> = t["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["cells"][0].as_str().unwrap())
+            .collect();
+        assert_eq!(names(&items, &order), one_shot);
+    }
+
+    #[test]
+    fn priority_level_tables_keep_list_order_as_upstream_prints_them() {
+        let plc = |name: &str| {
+            json!({"apiVersion": "flowcontrol.apiserver.k8s.io/v1",
+                   "kind": "PriorityLevelConfiguration", "metadata": {"name": name},
+                   "spec": {"type": "Limited"}})
+        };
+        let items = stored(&[plc("workload-low"), plc("exempt"), plc("catch-all")]);
+        let res = resource("flowcontrol.apiserver.k8s.io", "PriorityLevelConfiguration");
+        assert_eq!(row_order(res, &items).unwrap(), [0, 1, 2]);
+        assert!(!table::sorts_rows(&res.gv.group, &res.kind));
     }
 }

@@ -67,6 +67,11 @@ impl TestSchema {
         self.with(|s| s.retain_keys = true)
     }
 
+    /// The same node with the `replace` strategy (an object the patch replaces whole).
+    pub fn replace(self) -> Self {
+        self.with(|s| s.replace = true)
+    }
+
     fn with(self, f: impl FnOnce(&mut PatchStrategy)) -> Self {
         let mut strategy = self.0.strategy.clone();
         f(&mut strategy);

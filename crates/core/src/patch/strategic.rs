@@ -1,7 +1,8 @@
 //! Strategic merge patch, the server side of upstream's
 //! `strategicpatch.StrategicMergePatch`.
 //!
-//! Maps merge recursively and `null` deletes a key. Lists whose schema declares the
+//! Maps merge recursively (except a field declaring the `replace` strategy, whose object the
+//! patch replaces whole) and `null` deletes a key. Lists whose schema declares the
 //! `merge` strategy merge: by the merge key for lists of objects, as a set union for
 //! primitives; every other list is replaced. The patch can carry directives:
 //!
@@ -62,6 +63,10 @@ pub struct PatchStrategy {
     pub retain_keys: bool,
     /// For a merging list of objects, the key identifying elements (`name` for containers).
     pub merge_key: Option<String>,
+    /// The field declares `replace` (policy/v1 `PodDisruptionBudgetSpec.selector`): a patch
+    /// object replaces the original object instead of merging into it, as upstream's
+    /// `mergeMapHandler` does. (Lists without `merge` are replaced anyway.)
+    pub replace: bool,
 }
 
 /// A schema that knows nothing: every list is replaced. Use it as `None::<&NoSchema>`.
@@ -244,10 +249,11 @@ fn merge_member<S: MergeSchema>(
         }
         // Nothing to delete from.
         _ if delete_list => {}
-        (Some(Value::Object(slot)), Value::Object(patch_map)) => {
+        (Some(Value::Object(slot)), Value::Object(patch_map)) if !strategy.replace => {
             *slot = merge_map(std::mem::take(slot), patch_map, sub.as_ref(), &field_path)?;
         }
-        // Absent, a different type, a scalar, or a list that is replaced.
+        // Absent, a different type, a scalar, a list that is replaced, or an object whose
+        // field declares the `replace` strategy.
         _ => match new_value(patch_value, sub.as_ref(), &field_path)? {
             Some(value) => {
                 original.insert(field.to_string(), value);

@@ -118,7 +118,30 @@ pub fn row_cells(group: &str, kind: &str, obj: &Value, now: i64) -> Vec<Value> {
     (printers::lookup(group, kind).cells)(obj, now)
 }
 
+/// Whether upstream's list printer for a built-in (group, kind) sorts the rows of a list
+/// before printing them. Only FlowSchema does (`printFlowSchemaList`: by
+/// `spec.matchingPrecedence`, then name); every other kind, PriorityLevelConfiguration
+/// included, prints its rows in list order.
+pub fn sorts_rows(group: &str, kind: &str) -> bool {
+    printers::sorts_rows(group, kind)
+}
+
+/// The key rows of a built-in (group, kind) are sorted by within one list's Table (see
+/// [`sorts_rows`]); `None` for kinds printed in list order. Compare keys with `Ord` and sort
+/// stably, as [`table`] does.
+pub fn row_sort_key(group: &str, kind: &str, obj: &Value) -> Option<RowSortKey> {
+    printers::sort_key(group, kind, obj).map(|(precedence, name)| RowSortKey(precedence, name))
+}
+
+/// A row's place in a sorted Table: for FlowSchemas, (matching precedence, name).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct RowSortKey(i64, String);
+
 /// The `meta.k8s.io/v1` Table for `objects` of a built-in (group, kind).
+///
+/// Rows follow `objects`' order, except for kinds whose upstream list printer sorts them
+/// ([`sorts_rows`]): those are sorted within `objects`, which is one list response (one page
+/// of a paginated list), as upstream sorts the items of the list it prints.
 ///
 /// `list_meta` is the list's (or, for a single GET, the object's) metadata: its
 /// `resourceVersion`, `continue` and `remainingItemCount` are copied into the Table's metadata.

@@ -232,9 +232,16 @@ pub(crate) fn row_conditions(group: &str, kind: &str, obj: &Value) -> Option<Val
         .flatten()
 }
 
+/// Whether upstream's list printer sorts this kind's rows: only FlowSchema
+/// (`printFlowSchemaList` sorts with `FlowSchemaSequence`); `printPriorityLevelConfigurationList`
+/// and every other list printer keep list order.
+pub(crate) fn sorts_rows(group: &str, kind: &str) -> bool {
+    group == "flowcontrol.apiserver.k8s.io" && kind == "FlowSchema"
+}
+
 /// Upstream sorts FlowSchema lists by matching precedence, then name, before printing.
 pub(crate) fn sort_key(group: &str, kind: &str, obj: &Value) -> Option<(i64, String)> {
-    (group == "flowcontrol.apiserver.k8s.io" && kind == "FlowSchema").then(|| {
+    sorts_rows(group, kind).then(|| {
         (
             super::json::int_at(obj, &["spec", "matchingPrecedence"]),
             super::json::str_at(obj, &["metadata", "name"]).to_owned(),
