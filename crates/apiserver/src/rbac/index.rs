@@ -443,4 +443,80 @@ mod tests {
         assert_eq!(index.binding_count(), 0);
         assert!(index.inner.read().by_subject.is_empty());
     }
+
+    /// Through the real watch cache: while readers hammer the index, a binding is switched
+    /// between two users; once the cache has applied each write, the very next lookup
+    /// honours it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_cache_keeps_the_index_current_under_concurrent_binding_changes() {
+        use drover_store::{AnyStore, MemStore, Store as _};
+        let store = Arc::new(AnyStore::from(MemStore::new()));
+        let role = json!({"metadata": {"name": "reader"},
+                          "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}]});
+        store
+            .create(
+                "/registry/rbac.authorization.k8s.io/clusterroles/reader",
+                serde_json::to_vec(&role).expect("json").into(),
+            )
+            .await
+            .expect("create role");
+        let cache = crate::cache::Cache::start(Arc::clone(&store))
+            .await
+            .expect("cache");
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                let (cache, stop) = (Arc::clone(&cache), Arc::clone(&stop));
+                tokio::spawn(async move {
+                    let mut lookups = 0u64;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        for who in ["ann", "bob"] {
+                            can(cache.rbac(), &user(who, &[]), Some("ns"), "pods", "list");
+                            lookups += 1;
+                        }
+                        tokio::task::yield_now().await;
+                    }
+                    lookups
+                })
+            })
+            .collect();
+        let key = "/registry/rbac.authorization.k8s.io/rolebindings/ns/b";
+        let mut rev = 0;
+        for i in 0..200 {
+            let who = if i % 2 == 0 { "ann" } else { "bob" };
+            let binding = json!({"metadata": {"name": "b", "namespace": "ns"},
+                   "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "reader"},
+                   "subjects": [{"kind": "User", "name": who}]});
+            let bytes = serde_json::to_vec(&binding).expect("json").into();
+            rev = if i == 0 {
+                store.create(key, bytes).await.expect("create")
+            } else {
+                store.update(key, rev, bytes).await.expect("update")
+            };
+            cache.wait_for(rev).await.expect("cache catches up");
+            let other = if who == "ann" { "bob" } else { "ann" };
+            assert!(
+                can(cache.rbac(), &user(who, &[]), Some("ns"), "pods", "list"),
+                "step {i}: {who} is bound"
+            );
+            assert!(
+                !can(cache.rbac(), &user(other, &[]), Some("ns"), "pods", "list"),
+                "step {i}: {other} is no longer bound"
+            );
+        }
+        store.delete(key, rev).await.expect("delete");
+        let rev = store.current_revision().await.expect("revision");
+        cache.wait_for(rev).await.expect("cache catches up");
+        assert!(!can(
+            cache.rbac(),
+            &user("bob", &[]),
+            Some("ns"),
+            "pods",
+            "list"
+        ));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for r in readers {
+            assert!(r.await.expect("reader") > 0);
+        }
+    }
 }
