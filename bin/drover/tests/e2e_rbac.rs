@@ -339,6 +339,15 @@ fn impersonating_a_group_grants_its_bindings_and_whoami_reports_the_impersonated
         "jsonpath={.status.userInfo.username} {.status.userInfo.groups}",
     ]);
     assert_eq!(who, "dan [\"ops\",\"system:authenticated\"]");
+    let uid = s.k(&[
+        "auth",
+        "whoami",
+        "--as=dan",
+        "--as-uid=u-1",
+        "-o",
+        "jsonpath={.status.userInfo.uid}",
+    ]);
+    assert_eq!(uid, "u-1");
     let who = s.k(&[
         "auth",
         "whoami",
@@ -421,4 +430,35 @@ fn impersonation_needs_the_impersonate_verb() {
     // Without impersonation the account itself holds nothing.
     let (ok, _, _) = out(&as_proxy(&["get", "pods", "-n", "default"]));
     assert!(!ok);
+    // `edit` (from system:aggregate-to-edit) lets it impersonate service accounts of its
+    // namespace only.
+    s.k(&[
+        "create",
+        "rolebinding",
+        "proxy-edit",
+        "--clusterrole=edit",
+        "--serviceaccount=default:proxy",
+        "-n",
+        "default",
+    ]);
+    let (ok, stdout, stderr) = out(&as_proxy(&[
+        "auth",
+        "whoami",
+        "--as=system:serviceaccount:default:default",
+        "-o",
+        "jsonpath={.status.userInfo.username}",
+    ]));
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout, "system:serviceaccount:default:default");
+    let (ok, _, stderr) = out(&as_proxy(&[
+        "get",
+        "configmaps",
+        "-n",
+        "kube-system",
+        "--as=system:serviceaccount:kube-system:default",
+    ]));
+    assert!(
+        !ok && stderr.contains("serviceaccounts \"default\" is forbidden: User \"system:serviceaccount:default:proxy\" cannot impersonate resource \"serviceaccounts\" in API group \"\" in the namespace \"kube-system\""),
+        "{stderr}"
+    );
 }
