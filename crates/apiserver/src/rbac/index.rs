@@ -279,12 +279,16 @@ impl Index {
         let inner = self.inner.read();
         let subjects = std::iter::once(SubjectKey::User(user.name.clone()))
             .chain(user.groups.iter().cloned().map(SubjectKey::Group));
-        let scopes = [None, namespace.map(str::to_owned)];
+        // Cluster-wide bindings, then those of the request's namespace.
+        let mut scopes = vec![None];
+        if let Some(ns) = namespace {
+            scopes.push(Some(ns.to_owned()));
+        }
         for s in subjects {
             let Some(by_scope) = inner.by_subject.get(&s) else {
                 continue;
             };
-            for scope in scopes.iter().take(1 + usize::from(namespace.is_some())) {
+            for scope in &scopes {
                 for key in by_scope.get(scope).into_iter().flatten() {
                     let Some(b) = inner.bindings.get(key) else {
                         continue;
