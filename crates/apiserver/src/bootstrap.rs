@@ -90,10 +90,9 @@ pub(crate) async fn run(state: &Arc<State>) -> ApiResult<()> {
     Ok(())
 }
 
-/// The bootstrap ClusterRoles and bindings every cluster has: `cluster-admin` (bound to
-/// `system:masters`), and the discovery/basic roles every authenticated user gets.
+/// The bootstrap ClusterRoles and bindings every cluster has (see [`crate::rbac::defaults`]).
+/// Existing objects are left alone, so an administrator's edits survive restarts.
 async fn bootstrap_rbac(state: &Arc<State>) -> ApiResult<()> {
-    const RBAC: &str = "rbac.authorization.k8s.io/v1";
     let roles = res(state, "rbac.authorization.k8s.io", "v1", "clusterroles");
     let bindings = res(
         state,
@@ -101,66 +100,10 @@ async fn bootstrap_rbac(state: &Arc<State>) -> ApiResult<()> {
         "v1",
         "clusterrolebindings",
     );
-    let label = json!({"kubernetes.io/bootstrapping": "rbac-defaults"});
-    let role = |name: &str, rules: Value| {
-        json!({"apiVersion": RBAC, "kind": "ClusterRole",
-               "metadata": {"name": name, "labels": label, "annotations": {"rbac.authorization.kubernetes.io/autoupdate": "true"}},
-               "rules": rules})
-    };
-    let binding = |name: &str, role: &str, group: &str| {
-        json!({"apiVersion": RBAC, "kind": "ClusterRoleBinding",
-               "metadata": {"name": name, "labels": label, "annotations": {"rbac.authorization.kubernetes.io/autoupdate": "true"}},
-               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
-               "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": group}]})
-    };
-    let defaults = [
-        (
-            role(
-                "cluster-admin",
-                json!([
-            {"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]},
-            {"nonResourceURLs": ["*"], "verbs": ["*"]}]),
-            ),
-            binding("cluster-admin", "cluster-admin", "system:masters"),
-        ),
-        (
-            role(
-                "system:discovery",
-                json!([{"nonResourceURLs": ["/api", "/api/*", "/apis", "/apis/*", "/healthz", "/livez", "/openapi", "/openapi/*", "/readyz", "/version", "/version/"], "verbs": ["get"]}]),
-            ),
-            binding(
-                "system:discovery",
-                "system:discovery",
-                "system:authenticated",
-            ),
-        ),
-        (
-            role(
-                "system:basic-user",
-                json!([
-            {"apiGroups": ["authorization.k8s.io"], "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"], "verbs": ["create"]},
-            {"apiGroups": ["authentication.k8s.io"], "resources": ["selfsubjectreviews"], "verbs": ["create"]}]),
-            ),
-            binding(
-                "system:basic-user",
-                "system:basic-user",
-                "system:authenticated",
-            ),
-        ),
-        (
-            role(
-                "system:public-info-viewer",
-                json!([{"nonResourceURLs": ["/healthz", "/livez", "/readyz", "/version", "/version/"], "verbs": ["get"]}]),
-            ),
-            binding(
-                "system:public-info-viewer",
-                "system:public-info-viewer",
-                "system:authenticated",
-            ),
-        ),
-    ];
-    for (r, b) in defaults {
+    for r in crate::rbac::defaults::cluster_roles() {
         ensure(state, &roles, r).await?;
+    }
+    for b in crate::rbac::defaults::cluster_role_bindings() {
         ensure(state, &bindings, b).await?;
     }
     Ok(())

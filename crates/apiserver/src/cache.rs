@@ -64,6 +64,8 @@ pub(crate) struct Cache {
     inner: RwLock<Inner>,
     revision_tx: watch::Sender<Revision>,
     events_tx: broadcast::Sender<Arc<CacheEvent>>,
+    /// The decoded RBAC view, applied under the same lock as the objects it derives from.
+    rbac: crate::rbac::Index,
 }
 
 /// A snapshot of some keys at one revision.
@@ -92,6 +94,7 @@ impl Cache {
             }),
             revision_tx,
             events_tx,
+            rbac: crate::rbac::Index::default(),
         });
         let start = cache.prime(&store).await?;
         let follower = Arc::clone(&cache);
@@ -115,6 +118,8 @@ impl Cache {
                 )
             })
             .collect();
+        self.rbac
+            .rebuild(inner.objects.iter().map(|(k, e)| (k, e.value.as_ref())));
         inner.window.clear();
         inner.revision = resp.revision;
         inner.floor = resp.revision;
@@ -175,6 +180,7 @@ impl Cache {
                     mod_revision: kv.mod_revision,
                 });
                 let prev = inner.objects.insert(Arc::clone(&key), Arc::clone(&entry));
+                self.rbac.apply(&key, Some(&entry.value));
                 CacheEvent {
                     revision,
                     key,
@@ -186,6 +192,7 @@ impl Cache {
             Event::Delete { prev, .. } => {
                 let key: Arc<str> = Arc::from(prev.key.as_str());
                 let old = inner.objects.remove(&key);
+                self.rbac.apply(&key, None);
                 let entry = old.clone().unwrap_or_else(|| {
                     Arc::new(Entry {
                         value: prev.value,
@@ -263,6 +270,11 @@ impl Cache {
             revision: inner.revision,
             items,
         }
+    }
+
+    /// The RBAC index, as current as the cache.
+    pub(crate) fn rbac(&self) -> &crate::rbac::Index {
+        &self.rbac
     }
 
     /// One object.

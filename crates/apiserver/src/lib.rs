@@ -189,6 +189,13 @@ impl ApiServer {
             alloc::run_repair(Arc::clone(&st))
         });
         let st = Arc::clone(&state);
+        leader::spawn_while_leading(
+            "ClusterRole aggregation controller",
+            lead.clone(),
+            stop.clone(),
+            move || rbac::aggregation::run(Arc::clone(&st)),
+        );
+        let st = Arc::clone(&state);
         leader::spawn_while_leading("garbage collector", lead, stop, move || {
             gc::run(Arc::clone(&st))
         });
@@ -375,10 +382,13 @@ pub(crate) async fn handle(
         Route::Version => json_response(StatusCode::OK, &version()),
         Route::Health { endpoint, check } => health(&state, endpoint, check.as_deref(), &query),
         route => {
-            let user = cert_user.or_else(|| handlers::bearer_user(&state, &parts.headers));
+            let user = cert_user
+                .or_else(|| handlers::bearer_user(&state, &parts.headers))
+                .ok_or(ApiError::Unauthorized)
+                .and_then(|u| rbac::impersonation::impersonate(&state, u, &parts.headers));
             match user {
-                None => error_response(&ApiError::Unauthorized),
-                Some(user) => {
+                Err(e) => error_response(&e),
+                Ok(user) => {
                     let long_running =
                         matches!(&route, Route::Resource(r) if r.verb == route::Verb::Watch);
                     let permit = if long_running {
@@ -468,9 +478,9 @@ async fn dispatch(
         .and_then(|v| v.to_str().ok());
     if !user.is_master()
         && !handlers::allowed_for_non_masters(&route)
-        && !handlers::rbac_allows(state, user, &route, parts.uri.path())
+        && let Err(e) = handlers::authorize_route(state, user, &route, parts.uri.path())
     {
-        return error_response(&handlers::forbidden(user, &route));
+        return error_response(&e);
     }
     let resources = state.resources.all();
     match route {

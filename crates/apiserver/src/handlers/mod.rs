@@ -136,10 +136,27 @@ pub(crate) async fn resource(
                 headers: &parts.headers,
                 body,
             };
-            route_verb(ctx).await
+            let rbac_write = ctx.rr.group == crate::rbac::GROUP
+                && !matches!(ctx.rr.verb, Verb::Get | Verb::List | Verb::Watch);
+            let result = route_verb(ctx).await;
+            if rbac_write && result.is_ok() {
+                settle_rbac(state).await;
+            }
+            result
         }
     };
     result.unwrap_or_else(|e| crate::error_response(&e))
+}
+
+/// Waits (bounded) until the watch cache, and with it the RBAC index, holds everything written
+/// so far: once an RBAC write is answered, the next request is authorized with it.
+async fn settle_rbac(state: &State) {
+    use drover_store::Store as _;
+    if let Ok(rev) = state.store.current_revision().await
+        && let Err(e) = state.cache.wait_for(rev).await
+    {
+        tracing::warn!("RBAC change not yet in the watch cache: {e:?}");
+    }
 }
 
 async fn route_verb(ctx: Ctx<'_>) -> ApiResult<Response<Body>> {
@@ -223,9 +240,9 @@ pub(crate) fn bearer_user(state: &State, headers: &HeaderMap) -> Option<User> {
     reviews::verify_token(state, token.trim()).ok()
 }
 
-/// Non-resource routes any authenticated user may read (upstream's `system:discovery` and
-/// `system:public-info-viewer` roles); everything else needs RBAC, which is not built yet, so
-/// only `system:masters` may use it.
+/// Routes any authenticated user may use whatever the RBAC objects say (what upstream's
+/// `system:discovery`, `system:basic-user` and `system:public-info-viewer` bindings grant
+/// `system:authenticated`); everything else is decided by RBAC.
 pub(crate) fn allowed_for_non_masters(route: &Route) -> bool {
     match route {
         Route::LegacyApis
@@ -249,8 +266,14 @@ pub(crate) fn allowed_for_non_masters(route: &Route) -> bool {
     }
 }
 
-/// Asks RBAC about a request of a user outside `system:masters`.
-pub(crate) fn rbac_allows(state: &State, user: &User, route: &Route, path: &str) -> bool {
+/// Asks RBAC about a request of a user outside `system:masters`; the 403 upstream gives when
+/// it is not allowed.
+pub(crate) fn authorize_route(
+    state: &State,
+    user: &User,
+    route: &Route,
+    path: &str,
+) -> Result<(), ApiError> {
     let attrs = match route {
         Route::Resource(r) => crate::rbac::Attributes {
             verb: r.verb.as_str(),
@@ -275,43 +298,9 @@ pub(crate) fn rbac_allows(state: &State, user: &User, route: &Route, path: &str)
             path: Some(path),
         },
     };
-    crate::rbac::authorize(state, user, &attrs).is_ok()
-}
-
-/// The 403 upstream gives.
-pub(crate) fn forbidden(user: &User, route: &Route) -> ApiError {
-    match route {
-        Route::Resource(r) => {
-            let qualified = if r.group.is_empty() {
-                r.resource.clone()
-            } else {
-                format!("{}.{}", r.resource, r.group)
-            };
-            let scope = match &r.namespace {
-                Some(ns) => format!("in the namespace {ns:?}"),
-                None => "at the cluster scope".to_owned(),
-            };
-            let name = r
-                .name
-                .clone()
-                .map(|n| format!(" {n:?}"))
-                .unwrap_or_default();
-            ApiError::Forbidden {
-                message: format!(
-                    "{qualified}{name} is forbidden: User {:?} cannot {} resource {:?} in API group {:?} {scope}",
-                    user.name,
-                    r.verb.as_str(),
-                    r.resource,
-                    r.group
-                ),
-                target: Target::new(&r.group, &r.resource, r.name.as_deref().unwrap_or("")),
-            }
-        }
-        _ => ApiError::Forbidden {
-            message: format!("forbidden: User {:?} cannot get path", user.name),
-            target: Target::default(),
-        },
-    }
+    crate::rbac::authorize(state, user, &attrs)
+        .map(|_| ())
+        .map_err(|_| crate::rbac::forbidden(user, &attrs))
 }
 
 /// `/openapi/v3…` and `/openapi/v2`.

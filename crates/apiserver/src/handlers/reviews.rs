@@ -113,6 +113,14 @@ fn user_info(user: &User) -> Value {
     if !user.uid.is_empty() {
         u["uid"] = user.uid.clone().into();
     }
+    if !user.extra.is_empty() {
+        u["extra"] = user
+            .extra
+            .iter()
+            .map(|(k, v)| (k.clone(), json!(v)))
+            .collect::<serde_json::Map<_, _>>()
+            .into();
+    }
     u
 }
 
@@ -188,16 +196,12 @@ pub(crate) async fn create(ctx: Ctx<'_>) -> ApiResult<Response<Body>> {
         }
         "SelfSubjectAccessReview" | "SelfSubjectRulesReview" => {
             let spec = obj.get("spec").cloned().unwrap_or(Value::Null);
-            let mut d = decide(ctx.state, ctx.user, &spec);
-            if ctx.res.kind == "SelfSubjectRulesReview" {
-                d = if ctx.user.is_master() {
-                    json!({"resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
-                           "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}], "incomplete": false})
-                } else {
-                    json!({"resourceRules": [], "nonResourceRules": [], "incomplete": true, "evaluationError": "RBAC is not enforced by this server yet"})
-                };
-            }
-            obj["status"] = d;
+            obj["status"] = if ctx.res.kind == "SelfSubjectRulesReview" {
+                let ns = spec.get("namespace").and_then(Value::as_str).unwrap_or("");
+                crate::rbac::rules_review(ctx.state, ctx.user, ns)
+            } else {
+                decide(ctx.state, ctx.user, &spec)
+            };
         }
         "SubjectAccessReview" | "LocalSubjectAccessReview" => {
             let spec = obj.get("spec").cloned().unwrap_or(Value::Null);

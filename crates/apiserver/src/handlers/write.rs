@@ -221,6 +221,7 @@ async fn create_object(
         causes,
     })?;
     strategy::check_namespace_accepts(ctx, ns.as_deref(), &name).await?;
+    check_escalation(ctx, None, &obj)?;
     strategy::track_managed_fields(
         &mut obj,
         None,
@@ -251,6 +252,21 @@ async fn create_object(
             Err(e)
         }
     }
+}
+
+/// RBAC writes may not grant more than their author holds (see [`crate::rbac::escalation`]).
+fn check_escalation(ctx: &Ctx<'_>, old: Option<&Value>, new: &Value) -> ApiResult<()> {
+    if ctx.res.gv.group != crate::rbac::GROUP {
+        return Ok(());
+    }
+    let write = crate::rbac::escalation::Write {
+        plural: &ctx.res.plural,
+        namespace: ctx.ns(),
+        url_name: ctx.rr.name.as_deref(),
+        old,
+        new,
+    };
+    crate::rbac::escalation::check(ctx.state.cache.rbac(), ctx.user, &write)
 }
 
 /// PUT and PATCH, on the object or its `status`/`finalize` subresource.
@@ -355,6 +371,9 @@ pub(crate) async fn write(ctx: Ctx<'_>) -> ApiResult<Response<Body>> {
         }
         strategy::admit_custom(&ctx.res, &mut new)?;
         let new = convert::to_storage(&ctx.res, new);
+        if sub.is_none() {
+            check_escalation(&ctx, Some(&cur), &new)?;
+        }
         let operation = if patch_kind == Some(PatchKind::Apply) {
             "Apply"
         } else {
