@@ -576,8 +576,10 @@ pub fn build(
         annotations.insert(k.clone(), Value::String(v.clone()));
     }
 
+    // 1.1.0: nothing here needs a newer spec, and crun 1.8 (Debian bookworm) refuses "1.2.0"
+    // ("unknown version specified") when `DROVER_RUNTIME=crun`.
     let spec = json!({
-        "ociVersion": "1.2.0",
+        "ociVersion": "1.1.0",
         "process": {
             "terminal": opts.tty,
             "user": {"uid": identity.uid, "gid": identity.gid, "additionalGids": identity.additional_gids},
