@@ -163,25 +163,6 @@ async fn renew(state: &State, host: &str, port: u16) -> ApiResult<()> {
         .map(|_| ())
 }
 
-/// Deletes this server's Lease (clean shutdown).
-async fn resign(state: &State, host: &str, port: u16) -> ApiResult<()> {
-    let lease_res = res(state, "coordination.k8s.io", "leases");
-    let name = lease_name(host, port);
-    match state
-        .objects
-        .update(&lease_res, Some(LEASE_NAMESPACE), &name, |current| {
-            Ok(match current {
-                Some(lease) => Decision::Delete(lease),
-                None => Decision::Unchanged(Value::Null),
-            })
-        })
-        .await
-    {
-        Ok(_) | Err(ApiError::NotFound(_)) => Ok(()),
-        Err(e) => Err(e),
-    }
-}
-
 /// The live servers: every unexpired identity Lease, plus `this` server unless it resigned.
 /// Leases expired for more than [`FORGET_AFTER_SECS`] are returned separately for deletion.
 fn members(state: &State, this: Option<&Member>) -> (Vec<Member>, Vec<String>) {
@@ -360,7 +341,14 @@ async fn delete_named(state: &State, r: &Resource, ns: Option<&str>, name: &str)
 async fn reconcile(state: &State, resigning: bool) -> ApiResult<()> {
     let (host, port) = advertised(state);
     let this = if resigning {
-        resign(state, &host, port).await?;
+        let lease_res = res(state, "coordination.k8s.io", "leases");
+        delete_named(
+            state,
+            &lease_res,
+            Some(LEASE_NAMESPACE),
+            &lease_name(&host, port),
+        )
+        .await?;
         None
     } else {
         renew(state, &host, port).await?;
