@@ -166,87 +166,8 @@ fn missing_required_fields_are_422_with_upstream_paths() {
 fn two_servers_on_one_datastore_serve_one_cluster_with_one_kubeconfig() {
     require_kubectl!();
     let a = Server::start();
-    let token = std::fs::read_to_string(a.data_dir().join("token"))
-        .expect("token")
-        .trim()
-        .to_owned();
     let db = format!("sqlite://{}", a.data_dir().join("db/state.db").display());
-    // A wrong token is refused with a message that says what to do.
-    let wrong = std::process::Command::new(env!("CARGO_BIN_EXE_drover"))
-        .args([
-            "server",
-            "--https-listen-port",
-            &common::free_port().to_string(),
-            "--datastore-endpoint",
-            &db,
-            "--token",
-            "not-the-token",
-        ])
-        .arg("--data-dir")
-        .arg(a.dir.path().join("wrong"))
-        .output()
-        .expect("run");
-    let err = String::from_utf8_lossy(&wrong.stderr);
-    assert!(
-        !wrong.status.success() && err.contains("same --token"),
-        "{err}"
-    );
-    let b = Server::start_with(&["--datastore-endpoint", &db, "--token", &token]);
-    // A's kubeconfig, pointed at B, works: same CA, same admin credential.
-    let kc = std::fs::read_to_string(a.kubeconfig())
-        .expect("kubeconfig")
-        .replace(
-            &format!("127.0.0.1:{}", a.port),
-            &format!("127.0.0.1:{}", b.port),
-        );
-    let kc_path = a.dir.path().join("kubeconfig-b.yaml");
-    std::fs::write(&kc_path, kc).expect("write");
-    let kc_b = kc_path.display().to_string();
-    a.k(&["create", "configmap", "from-a", "--from-literal=x=1"]);
-    let via_b = |args: &[&str]| {
-        let mut full = vec!["--kubeconfig", kc_b.as_str()];
-        full.extend_from_slice(args);
-        b.k(&full)
-    };
-    assert_eq!(
-        via_b(&["get", "cm", "from-a", "-o", "jsonpath={.data.x}"]),
-        "1"
-    );
-    common::eventually("B's list to include A's write", || {
-        via_b(&["get", "cm", "-o", "name"]).contains("configmap/from-a")
-    });
-    via_b(&["create", "configmap", "from-b"]);
-    assert!(
-        a.k(&["get", "cm", "-o", "name"])
-            .contains("configmap/from-b")
-    );
-    // Service IPs stay unique across the two servers.
-    for i in 0..5 {
-        a.k(&[
-            "create",
-            "service",
-            "clusterip",
-            &format!("sa{i}"),
-            "--tcp=80:80",
-        ]);
-        via_b(&[
-            "create",
-            "service",
-            "clusterip",
-            &format!("sb{i}"),
-            "--tcp=80:80",
-        ]);
-    }
-    let ips = a.k(&["get", "svc", "-o", "jsonpath={.items[*].spec.clusterIP}"]);
-    let mut list: Vec<&str> = ips.split_whitespace().collect();
-    let n = list.len();
-    list.sort();
-    list.dedup();
-    assert_eq!(
-        (n, list.len()),
-        (11, 11),
-        "cluster IPs must be distinct across servers: {ips}"
-    );
+    common::assert_second_server_joins(&a, &["--datastore-endpoint", &db]);
 }
 
 #[test]

@@ -90,105 +90,15 @@ fn two_servers_on_one_etcd_serve_one_cluster_with_one_kubeconfig() {
     require_kubectl!();
     let Some(etcd) = Etcd::start() else { return };
     let a = server_on(&etcd, &[]);
-    let token = std::fs::read_to_string(a.data_dir().join("token"))
-        .expect("token")
-        .trim()
-        .to_owned();
-    // A wrong token is refused with a message that says what to do.
-    let wrong = Command::new(env!("CARGO_BIN_EXE_drover"))
-        .args([
-            "server",
-            "--https-listen-port",
-            &common::free_port().to_string(),
-        ])
-        .args([
+    let endpoint = etcd.endpoint();
+    common::assert_second_server_joins(
+        &a,
+        &[
             "--datastore-endpoint",
-            &etcd.endpoint(),
+            &endpoint,
             "--datastore-prefix",
             "/drover-test",
-        ])
-        .args(["--token", "not-the-token"])
-        .arg("--data-dir")
-        .arg(a.dir.path().join("wrong"))
-        .output()
-        .expect("run");
-    let err = String::from_utf8_lossy(&wrong.stderr);
-    assert!(
-        !wrong.status.success() && err.contains("same --token"),
-        "{err}"
-    );
-
-    let b = server_on(&etcd, &["--token", &token]);
-    let kc = std::fs::read_to_string(a.kubeconfig())
-        .expect("kubeconfig")
-        .replace(
-            &format!("127.0.0.1:{}", a.port),
-            &format!("127.0.0.1:{}", b.port),
-        );
-    let kc_path = a.dir.path().join("kubeconfig-b.yaml");
-    std::fs::write(&kc_path, kc).expect("write");
-    let kc_b = kc_path.display().to_string();
-    let via_b = |args: &[&str]| {
-        let mut full = vec!["--kubeconfig", kc_b.as_str()];
-        full.extend_from_slice(args);
-        b.k(&full)
-    };
-    // B's watch cache follows etcd: a watch on B sees a write made through A.
-    let watch_b = b.kubectl_child(&[
-        "--kubeconfig",
-        &kc_b,
-        "get",
-        "cm",
-        "--watch-only",
-        "-o",
-        "name",
-    ]);
-    std::thread::sleep(Duration::from_millis(1500));
-    a.k(&["create", "configmap", "from-a", "--from-literal=x=1"]);
-    assert_eq!(
-        via_b(&["get", "cm", "from-a", "-o", "jsonpath={.data.x}"]),
-        "1"
-    );
-    via_b(&["create", "configmap", "from-b"]);
-    assert!(
-        a.k(&["get", "cm", "-o", "name"])
-            .contains("configmap/from-b")
-    );
-    std::thread::sleep(Duration::from_millis(500));
-    let _ = Command::new("kill").arg(watch_b.id().to_string()).status();
-    let seen =
-        String::from_utf8_lossy(&watch_b.wait_with_output().expect("watch").stdout).into_owned();
-    assert!(
-        seen.contains("configmap/from-a"),
-        "B's watch must see A's write; saw: {seen}"
-    );
-
-    // Service IPs stay unique across the two servers.
-    for i in 0..5 {
-        a.k(&[
-            "create",
-            "service",
-            "clusterip",
-            &format!("sa{i}"),
-            "--tcp=80:80",
-        ]);
-        via_b(&[
-            "create",
-            "service",
-            "clusterip",
-            &format!("sb{i}"),
-            "--tcp=80:80",
-        ]);
-    }
-    let ips = a.k(&["get", "svc", "-o", "jsonpath={.items[*].spec.clusterIP}"]);
-    let mut list: Vec<&str> = ips.split_whitespace().collect();
-    let n = list.len();
-    list.sort();
-    list.dedup();
-    assert_eq!(
-        (n, list.len()),
-        (11, 11),
-        "cluster IPs must be distinct across servers: {ips}"
+        ],
     );
 }
 
