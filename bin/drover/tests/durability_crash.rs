@@ -11,52 +11,22 @@
 //! and asserts that it reports both.
 
 mod common;
+mod durability_common;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use common::Server;
+use durability_common::{Rng, client, seed};
 use k8s_openapi::api::core::v1::ConfigMap;
+use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Client, Config, ResourceExt};
 use std::sync::Mutex;
 
 const WRITERS: usize = 4;
 const KEYS_PER_WRITER: u64 = 5;
-
-fn seed(test: &str) -> u64 {
-    let seed = match std::env::var("DROVER_SEED") {
-        Ok(s) => s
-            .parse()
-            .unwrap_or_else(|_| panic!("DROVER_SEED={s:?} is not an unsigned integer")),
-        Err(_) => SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(1),
-    };
-    eprintln!("{test}: seed {seed} (replay with DROVER_SEED={seed})");
-    seed
-}
-
-/// SplitMix64, for delays and key choices that a seed reproduces.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next() % (hi - lo).max(1)
-    }
-}
 
 fn fnv(data: &str) -> String {
     let h = data.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
@@ -171,16 +141,6 @@ fn verify(
     found
 }
 
-async fn client(s: &Server) -> Client {
-    let kubeconfig = Kubeconfig::read_from(s.kubeconfig()).expect("read kubeconfig");
-    let mut config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .expect("kube config from drover's kubeconfig");
-    config.read_timeout = Some(Duration::from_secs(5));
-    config.connect_timeout = Some(Duration::from_secs(2));
-    Client::try_from(config).expect("kube client")
-}
-
 async fn list(api: &Api<ConfigMap>) -> (u64, Vec<ConfigMap>) {
     let list = api.list(&ListParams::default()).await.expect("list");
     let rv = list
@@ -258,8 +218,11 @@ fn run(cycles: usize, seed: u64) -> (Findings, u64) {
     let mut acks = 0;
     let mut next_seq = 0;
     for cycle in 0..cycles {
-        let api: Api<ConfigMap> =
-            rt.block_on(async { Api::default_namespaced(client(&server).await) });
+        let api: Api<ConfigMap> = rt.block_on(async {
+            Api::default_namespaced(
+                client(&server.kubeconfig(), Some(Duration::from_secs(5))).await,
+            )
+        });
         let shared = Arc::new(Mutex::new(std::mem::take(&mut model)));
         {
             let m = shared.lock().expect("model");
@@ -305,7 +268,9 @@ fn run(cycles: usize, seed: u64) -> (Findings, u64) {
         acks += model.acks;
         server.restart_stopped();
         let (list_rv, items) = rt.block_on(async {
-            let api: Api<ConfigMap> = Api::default_namespaced(client(&server).await);
+            let api: Api<ConfigMap> = Api::default_namespaced(
+                client(&server.kubeconfig(), Some(Duration::from_secs(5))).await,
+            );
             list(&api).await
         });
         known = verify(&model, list_rv, &items, &mut findings);
@@ -352,7 +317,9 @@ fn negative_control_checker_reports_lost_write_and_revision_going_back() {
     let server = Server::start();
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
-        let api: Api<ConfigMap> = Api::default_namespaced(client(&server).await);
+        let api: Api<ConfigMap> = Api::default_namespaced(
+            client(&server.kubeconfig(), Some(Duration::from_secs(5))).await,
+        );
         let mut model = Model::default();
         for n in 0..3 {
             let name = format!("dur-0-{n}");

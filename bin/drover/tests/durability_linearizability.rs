@@ -8,6 +8,7 @@
 //! the store-level stale-read control (`crates/store/tests/durability_linearizability.rs`).
 
 mod common;
+mod durability_common;
 #[path = "../../../crates/durability/src/linearizable.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod linearizable;
@@ -15,59 +16,18 @@ mod linearizable;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use common::{Etcd, Server};
+use durability_common::{Rng, client, seed};
 use k8s_openapi::api::core::v1::ConfigMap;
+use kube::ResourceExt;
 use kube::api::{Api, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Client, Config, ResourceExt};
 use linearizable::{Entry, Op, Outcome, Verdict};
 
 const CLIENTS: u64 = 4;
 const KEYS: u64 = 4;
 const OPS: u64 = 96;
-
-fn seed(test: &str) -> u64 {
-    let seed = match std::env::var("DROVER_SEED") {
-        Ok(s) => s
-            .parse()
-            .unwrap_or_else(|_| panic!("DROVER_SEED={s:?} is not an unsigned integer")),
-        Err(_) => SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(1),
-    };
-    eprintln!("{test}: seed {seed} (replay with DROVER_SEED={seed})");
-    seed
-}
-
-/// SplitMix64, for choices a seed reproduces.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next() % (hi - lo).max(1)
-    }
-}
-
-async fn client(kubeconfig: &std::path::Path) -> Client {
-    let kubeconfig = Kubeconfig::read_from(kubeconfig).expect("read kubeconfig");
-    let mut config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .expect("kube config from drover's kubeconfig");
-    config.read_timeout = Some(Duration::from_secs(5));
-    config.connect_timeout = Some(Duration::from_secs(2));
-    Client::try_from(config).expect("kube client")
-}
 
 fn token(cm: &ConfigMap) -> u64 {
     cm.data
@@ -94,7 +54,8 @@ async fn run_client(
     clock: Arc<AtomicU64>,
 ) -> Vec<(u64, Entry)> {
     let mut rng = Rng(seed);
-    let mut api: Api<ConfigMap> = Api::default_namespaced(client(&kubeconfig).await);
+    let mut api: Api<ConfigMap> =
+        Api::default_namespaced(client(&kubeconfig, Some(Duration::from_secs(5))).await);
     let mut known: HashMap<u64, (u64, String)> = HashMap::new();
     let mut out = Vec::new();
     let pp = PostParams::default();
@@ -156,7 +117,7 @@ async fn run_client(
         if outcome == Outcome::Unknown {
             // The server is probably down: wait a little and reconnect.
             tokio::time::sleep(Duration::from_millis(100)).await;
-            api = Api::default_namespaced(client(&kubeconfig).await);
+            api = Api::default_namespaced(client(&kubeconfig, Some(Duration::from_secs(5))).await);
         }
         out.push((
             key_no,

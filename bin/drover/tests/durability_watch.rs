@@ -12,6 +12,7 @@
 //! `crates/store/tests/durability_watch.rs` and in its unit tests.
 
 mod common;
+mod durability_common;
 #[path = "../../../crates/durability/src/watch.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod watch;
@@ -19,14 +20,14 @@ mod watch;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use common::{Etcd, Server};
+use durability_common::{Rng, client, seed};
 use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
+use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, PostParams, WatchEvent, WatchParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Client, Config, ResourceExt};
 use watch::{Change, History, Observed};
 
 const WRITERS: usize = 3;
@@ -41,45 +42,6 @@ const SHORT_HISTORY: &[&str] = &[
     "--datastore-max-history",
     "50",
 ];
-
-fn seed(test: &str) -> u64 {
-    let seed = match std::env::var("DROVER_SEED") {
-        Ok(s) => s
-            .parse()
-            .unwrap_or_else(|_| panic!("DROVER_SEED={s:?} is not an unsigned integer")),
-        Err(_) => SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(1),
-    };
-    eprintln!("{test}: seed {seed} (replay with DROVER_SEED={seed})");
-    seed
-}
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next() % (hi - lo).max(1)
-    }
-}
-
-async fn client(kubeconfig: &std::path::Path) -> Client {
-    let kubeconfig = Kubeconfig::read_from(kubeconfig).expect("read kubeconfig");
-    let mut config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .expect("kube config from drover's kubeconfig");
-    config.connect_timeout = Some(Duration::from_secs(2));
-    Client::try_from(config).expect("kube client")
-}
 
 fn rv_of(cm: &ConfigMap) -> i64 {
     cm.resource_version()
@@ -172,7 +134,7 @@ async fn watcher(
     let mut record = Vec::new();
     let mut covered = start;
     while !stop.load(Ordering::SeqCst) {
-        let api: Api<ConfigMap> = Api::default_namespaced(client(&kubeconfig).await);
+        let api: Api<ConfigMap> = Api::default_namespaced(client(&kubeconfig, None).await);
         record.push(Observed::Resume { after: covered });
         let wp = WatchParams::default().timeout(10);
         let stream = match api.watch(&wp, &covered.to_string()).await {
@@ -271,7 +233,7 @@ fn run(mut server: Server, name: &str, seed: u64) {
     let mut rng = Rng(seed);
     let kubeconfig = server.kubeconfig();
     let start: i64 = rt.block_on(async {
-        let api: Api<ConfigMap> = Api::default_namespaced(client(&kubeconfig).await);
+        let api: Api<ConfigMap> = Api::default_namespaced(client(&kubeconfig, None).await);
         let list = api.list(&ListParams::default()).await.expect("list");
         list.metadata
             .resource_version
@@ -296,7 +258,7 @@ fn run(mut server: Server, name: &str, seed: u64) {
     let mut changes = Vec::new();
     for phase in 0..phases {
         let got: Vec<Change> = rt.block_on(async {
-            let api: Api<ConfigMap> = Api::default_namespaced(client(&kubeconfig).await);
+            let api: Api<ConfigMap> = Api::default_namespaced(client(&kubeconfig, None).await);
             let tasks: Vec<_> = (0..WRITERS)
                 .map(|w| {
                     tokio::spawn(write_phase(
