@@ -81,6 +81,14 @@ pub(crate) struct Subscription {
 impl Cache {
     /// Loads every object and starts following the store. Returns once primed.
     pub(crate) async fn start(store: Arc<AnyStore>) -> Result<Arc<Cache>, drover_store::Error> {
+        Ok(Self::start_with_follower(store).await?.0)
+    }
+
+    /// [`Cache::start`], also returning the follower task (the memory benchmark stops it to
+    /// drop the cache).
+    pub(crate) async fn start_with_follower(
+        store: Arc<AnyStore>,
+    ) -> Result<(Arc<Cache>, tokio::task::JoinHandle<()>), drover_store::Error> {
         let (revision_tx, _) = watch::channel(0);
         let (events_tx, _) = broadcast::channel(4096);
         let cache = Arc::new(Cache {
@@ -95,8 +103,8 @@ impl Cache {
         });
         let start = cache.prime(&store).await?;
         let follower = Arc::clone(&cache);
-        tokio::spawn(async move { follower.follow(store, start).await });
-        Ok(cache)
+        let task = tokio::spawn(async move { follower.follow(store, start).await });
+        Ok((cache, task))
     }
 
     async fn prime(&self, store: &AnyStore) -> Result<Revision, drover_store::Error> {
@@ -284,6 +292,19 @@ impl Cache {
             .collect();
         let live = self.events_tx.subscribe();
         Some(Subscription { backlog, live })
+    }
+
+    /// Number of events in the window (for the memory benchmark).
+    pub(crate) fn window_len(&self) -> usize {
+        self.inner.read().window.len()
+    }
+
+    /// Empties the event window, as if it had been primed (for the memory benchmark, which
+    /// measures what the window costs on its own).
+    pub(crate) fn clear_window(&self) {
+        let mut inner = self.inner.write();
+        inner.window = VecDeque::new();
+        inner.floor = inner.revision;
     }
 
     /// Number of objects and their encoded bytes (for metrics and the memory benchmark).
