@@ -50,6 +50,24 @@ pub(crate) struct CacheEvent {
     pub(crate) prev: Option<Arc<Entry>>,
 }
 
+/// An event as live subscribers get it: the window's event plus what its watchers share (the
+/// decoded object and encoded frames, computed once by the first watcher that needs them and
+/// dropped with the last subscriber's copy, so the window never holds them).
+pub(crate) struct LiveEvent {
+    pub(crate) event: Arc<CacheEvent>,
+    pub(crate) shared: crate::handlers::WatchShared,
+}
+
+impl LiveEvent {
+    /// `event` with nothing computed yet (also how watchers replay the window's backlog).
+    pub(crate) fn new(event: Arc<CacheEvent>) -> Arc<LiveEvent> {
+        Arc::new(LiveEvent {
+            event,
+            shared: Default::default(),
+        })
+    }
+}
+
 struct Inner {
     objects: BTreeMap<Arc<str>, Arc<Entry>>,
     window: VecDeque<Arc<CacheEvent>>,
@@ -63,7 +81,7 @@ struct Inner {
 pub(crate) struct Cache {
     inner: RwLock<Inner>,
     revision_tx: watch::Sender<Revision>,
-    events_tx: broadcast::Sender<Arc<CacheEvent>>,
+    events_tx: broadcast::Sender<Arc<LiveEvent>>,
 }
 
 /// A snapshot of some keys at one revision.
@@ -75,7 +93,7 @@ pub(crate) struct Snapshot {
 /// A subscription: events after a revision, replayed from the window then live.
 pub(crate) struct Subscription {
     pub(crate) backlog: Vec<Arc<CacheEvent>>,
-    pub(crate) live: broadcast::Receiver<Arc<CacheEvent>>,
+    pub(crate) live: broadcast::Receiver<Arc<LiveEvent>>,
 }
 
 impl Cache {
@@ -218,7 +236,9 @@ impl Cache {
         }
         inner.revision = revision;
         // Sent under the lock so a subscriber sees each event either in its backlog or live.
-        let _ = self.events_tx.send(event);
+        if self.events_tx.receiver_count() > 0 {
+            let _ = self.events_tx.send(LiveEvent::new(event));
+        }
     }
 
     fn advance(&self, revision: Revision) {
@@ -324,7 +344,7 @@ pub(crate) async fn next_change(sub: Option<Subscription>, wanted: impl Fn(&Cach
     match sub {
         Some(mut s) => loop {
             match s.live.recv().await {
-                Ok(ev) if wanted(&ev) => return,
+                Ok(ev) if wanted(&ev.event) => return,
                 Ok(_) => continue,
                 Err(_) => return,
             }
