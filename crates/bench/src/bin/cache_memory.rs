@@ -162,39 +162,30 @@ struct Cli {
 }
 
 /// The stored encoding of a ConfigMap as `api_bench create` makes it and the API server
-/// stores it (compact JSON, no resourceVersion, uid, creationTimestamp and managedFields set
-/// by the server), in an exact-size buffer as `encode_stored` gives it.
+/// stores it (compact JSON without resourceVersion; uid, creationTimestamp and managedFields
+/// set by the server; 642 bytes with the default 200-byte value), in an exact-size buffer as
+/// `encode_stored` gives it.
 fn stored_configmap(ns: &str, name: &str, value_size: usize, i: usize) -> Bytes {
     let data: String = (0..value_size)
         .map(|i| char::from(b'a' + (i % 26) as u8))
         .collect();
-    let obj = json!({
-        "apiVersion": "v1",
-        "data": {"payload": data},
-        "kind": "ConfigMap",
-        "metadata": {
-            "annotations": {},
-            "creationTimestamp": "2026-11-26T11:00:00Z",
-            "labels": {"app": "bench"},
-            "managedFields": [{
-                "apiVersion": "v1",
-                "fieldsType": "FieldsV1",
-                "fieldsV1": {
-                    "f:data": {".": {}, "f:payload": {}},
-                    "f:metadata": {"f:annotations": {".": {}}, "f:labels": {".": {}, "f:app": {}}},
-                },
-                "manager": "unknown",
-                "operation": "Update",
-                "time": "2026-11-26T11:00:00Z",
-            }],
-            "name": name,
-            "namespace": ns,
-            "uid": format!("6b1d4c1e-0000-4000-8000-{i:012}"),
-        },
-    });
-    let mut v = serde_json::to_vec(&obj).expect("encodes");
-    v.shrink_to_fit();
-    Bytes::from(v)
+    let time = "2026-11-26T12:17:06Z";
+    let uid = format!("7b02fd25-2b8b-488c-b24e-{i:012}");
+    let text = format!(
+        concat!(
+            r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"{name}","labels":{{"app":"bench"}},"#,
+            r#""creationTimestamp":"{time}","namespace":"{ns}","uid":"{uid}","managedFields":[{{"manager":"unknown","#,
+            r#""operation":"Update","apiVersion":"v1","time":"{time}","fieldsV1":{{"f:data":{{"f:payload":{{}}}},"#,
+            r#""f:metadata":{{"f:labels":{{"f:app":{{}}}}}}}},"fieldsType":"FieldsV1"}}]}},"data":{{"payload":"{data}"}}}}"#
+        ),
+        name = name,
+        time = time,
+        ns = ns,
+        uid = uid,
+        data = data,
+    );
+    debug_assert!(serde_json::from_str::<serde_json::Value>(&text).is_ok());
+    Bytes::from(text.into_bytes().into_boxed_slice())
 }
 
 fn main() -> anyhow::Result<()> {
@@ -232,7 +223,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 let name = format!("cm-{i:07}");
                 let value = stored_configmap("bench-list", &name, value_size, i);
                 store
-                    .create(&format!("/registry/configmaps/bench-list/{name}"), value)
+                    .create(
+                        &format!("/registry/core/configmaps/bench-list/{name}"),
+                        value,
+                    )
                     .await?;
             }
         }));
