@@ -31,6 +31,13 @@ pub(crate) struct Entry {
     pub(crate) mod_revision: Revision,
 }
 
+impl Entry {
+    /// The encoded object as `Bytes` for a response, without copying it.
+    pub(crate) fn bytes(entry: &Arc<Entry>) -> Bytes {
+        entry.value.clone()
+    }
+}
+
 /// What happened to a key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Change {

@@ -40,6 +40,18 @@ impl Probe {
         self.cache.clear_window();
     }
 
+    /// What a LIST of every object does to the cache: takes each object's bytes the way the
+    /// list handler does, then drops them (a LIST must not leave the cache bigger).
+    pub fn list_all(&self) -> usize {
+        let snap = self.cache.snapshot(crate::cache::REGISTRY_PREFIX, None);
+        let items: Vec<bytes::Bytes> = snap
+            .items
+            .iter()
+            .map(|(_, e)| crate::cache::Entry::bytes(e))
+            .collect();
+        items.len()
+    }
+
     /// Stops the follower and drops the cache; returns once both are gone.
     pub async fn stop(self) {
         self.follower.abort();
