@@ -25,16 +25,39 @@ pub(crate) const REGISTRY_PREFIX: &str = "/registry/";
 const WINDOW: usize = 10_000;
 
 /// One stored object as the cache holds it: its encoded bytes and revision.
+///
+/// The bytes are a boxed slice of exactly their length, owned by the entry alone: `Bytes`
+/// would cost 16 bytes more per entry, and a `Bytes` the store also handed elsewhere (or that
+/// a response cloned) carries a 32-byte shared header for as long as the cache holds it.
 #[derive(Debug)]
 pub(crate) struct Entry {
-    pub(crate) value: Bytes,
+    pub(crate) value: Box<[u8]>,
     pub(crate) mod_revision: Revision,
 }
 
+/// An entry's bytes as a `Bytes` owner (responses take objects without copying them).
+struct EntryBytes(Arc<Entry>);
+
+impl AsRef<[u8]> for EntryBytes {
+    fn as_ref(&self) -> &[u8] {
+        &self.0.value
+    }
+}
+
 impl Entry {
-    /// The encoded object as `Bytes` for a response, without copying it.
+    /// An entry for a store value: reuses its buffer when the value is the only reference to
+    /// it, copies it (to its exact length) otherwise.
+    pub(crate) fn new(value: Bytes, mod_revision: Revision) -> Entry {
+        Entry {
+            value: Vec::from(value).into_boxed_slice(),
+            mod_revision,
+        }
+    }
+
+    /// The encoded object as `Bytes` for a response, without copying it (the `Bytes` keeps
+    /// the entry alive and leaves it as it was).
     pub(crate) fn bytes(entry: &Arc<Entry>) -> Bytes {
-        entry.value.clone()
+        Bytes::from_owner(EntryBytes(Arc::clone(entry)))
     }
 }
 
@@ -141,10 +164,7 @@ impl Cache {
             .map(|kv| {
                 (
                     Arc::from(kv.key.as_str()),
-                    Arc::new(Entry {
-                        value: kv.value,
-                        mod_revision: kv.mod_revision,
-                    }),
+                    Arc::new(Entry::new(kv.value, kv.mod_revision)),
                 )
             })
             .collect();
@@ -203,10 +223,7 @@ impl Cache {
         let event = match ev {
             Event::Put { kv, .. } => {
                 let key: Arc<str> = Arc::from(kv.key.as_str());
-                let entry = Arc::new(Entry {
-                    value: kv.value,
-                    mod_revision: kv.mod_revision,
-                });
+                let entry = Arc::new(Entry::new(kv.value, kv.mod_revision));
                 let prev = inner.objects.insert(Arc::clone(&key), Arc::clone(&entry));
                 CacheEvent {
                     revision,
@@ -219,12 +236,9 @@ impl Cache {
             Event::Delete { prev, .. } => {
                 let key: Arc<str> = Arc::from(prev.key.as_str());
                 let old = inner.objects.remove(&key);
-                let entry = old.clone().unwrap_or_else(|| {
-                    Arc::new(Entry {
-                        value: prev.value,
-                        mod_revision: prev.mod_revision,
-                    })
-                });
+                let entry = old
+                    .clone()
+                    .unwrap_or_else(|| Arc::new(Entry::new(prev.value, prev.mod_revision)));
                 CacheEvent {
                     revision,
                     key,

@@ -458,29 +458,18 @@ fn store_event(e: drover_store::Event) -> CacheEvent {
             revision,
             key: Arc::from(kv.key.as_str()),
             change: Change::Put,
-            entry: Arc::new(Entry {
-                value: kv.value,
-                mod_revision: kv.mod_revision,
-            }),
-            prev: prev.map(|p| {
-                Arc::new(Entry {
-                    value: p.value,
-                    mod_revision: p.mod_revision,
-                })
-            }),
+            entry: Arc::new(Entry::new(kv.value, kv.mod_revision)),
+            prev: prev.map(|p| Arc::new(Entry::new(p.value, p.mod_revision))),
         },
-        drover_store::Event::Delete { prev, .. } => CacheEvent {
-            revision,
-            key: Arc::from(prev.key.as_str()),
-            change: Change::Delete,
-            entry: Arc::new(Entry {
-                value: prev.value.clone(),
-                mod_revision: prev.mod_revision,
-            }),
-            prev: Some(Arc::new(Entry {
-                value: prev.value,
-                mod_revision: prev.mod_revision,
-            })),
-        },
+        drover_store::Event::Delete { prev, .. } => {
+            let entry = Arc::new(Entry::new(prev.value, prev.mod_revision));
+            CacheEvent {
+                revision,
+                key: Arc::from(prev.key.as_str()),
+                change: Change::Delete,
+                entry: Arc::clone(&entry),
+                prev: Some(entry),
+            }
+        }
     }
 }
