@@ -34,6 +34,17 @@ struct Counting;
 static REQUESTED: AtomicIsize = AtomicIsize::new(0);
 static FOOTPRINT: AtomicIsize = AtomicIsize::new(0);
 static LIVE: AtomicIsize = AtomicIsize::new(0);
+/// The highest `FOOTPRINT` since the last `reset_peak`.
+static PEAK: AtomicIsize = AtomicIsize::new(0);
+
+fn reset_peak() {
+    PEAK.store(FOOTPRINT.load(Ordering::Relaxed), Ordering::Relaxed);
+}
+
+fn grow(bytes: isize) {
+    let now = FOOTPRINT.fetch_add(bytes, Ordering::Relaxed) + bytes;
+    PEAK.fetch_max(now, Ordering::Relaxed);
+}
 
 /// Heap bytes an allocation occupies: usable size plus glibc's chunk header.
 fn footprint(ptr: *mut u8) -> isize {
@@ -48,7 +59,7 @@ unsafe impl GlobalAlloc for Counting {
         let p = unsafe { System.alloc(layout) };
         if !p.is_null() {
             REQUESTED.fetch_add(layout.size() as isize, Ordering::Relaxed);
-            FOOTPRINT.fetch_add(footprint(p), Ordering::Relaxed);
+            grow(footprint(p));
             LIVE.fetch_add(1, Ordering::Relaxed);
         }
         p
@@ -67,7 +78,7 @@ unsafe impl GlobalAlloc for Counting {
         let p = unsafe { System.alloc_zeroed(layout) };
         if !p.is_null() {
             REQUESTED.fetch_add(layout.size() as isize, Ordering::Relaxed);
-            FOOTPRINT.fetch_add(footprint(p), Ordering::Relaxed);
+            grow(footprint(p));
             LIVE.fetch_add(1, Ordering::Relaxed);
         }
         p
@@ -82,7 +93,7 @@ unsafe impl GlobalAlloc for Counting {
                 new_size as isize - layout.size() as isize,
                 Ordering::Relaxed,
             );
-            FOOTPRINT.fetch_add(footprint(p) - old, Ordering::Relaxed);
+            grow(footprint(p) - old);
         }
         p
     }
@@ -242,7 +253,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let m_loaded = settled().await;
 
     // Cache B: primed from a full range of the store, as after a restart.
+    reset_peak();
     let b = Probe::start(Arc::clone(&store)).await?;
+    let priming_peak = PEAK.load(Ordering::Relaxed) - m_loaded.footprint;
     let (objects_b, encoded_b) = b.objects();
     let m_unlisted = settled().await;
     // A LIST of everything from each cache (the handler's way of taking the bytes).
@@ -272,6 +285,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         },
         "after_restart": freed(m_b_only, m_none, objects_b, encoded_b),
         "after_restart_priming_delta": freed(m_unlisted, m_loaded, objects_b, encoded_b),
+        "priming_peak_footprint_bytes": priming_peak,
         "growth_from_one_list_of_both": freed(m_listed, m_unlisted, objects_a + objects_b, encoded_a + encoded_b),
         "heap_left_after_both_dropped": {"requested": m_none.requested, "allocations": m_none.allocations},
     });
