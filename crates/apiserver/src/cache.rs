@@ -216,14 +216,25 @@ impl Cache {
         if !ev.key().starts_with(REGISTRY_PREFIX) {
             return;
         }
+        // The new entry is made before taking the lock: it may copy the value (when the store
+        // still shares its buffer), and readers should not wait for that.
+        enum Op {
+            Put(Arc<Entry>),
+            Delete(drover_store::KeyValue),
+        }
+        let (key, op): (Arc<str>, Op) = match ev {
+            Event::Put { kv, .. } => (
+                Arc::from(kv.key.as_str()),
+                Op::Put(Arc::new(Entry::new(kv.value, kv.mod_revision))),
+            ),
+            Event::Delete { prev, .. } => (Arc::from(prev.key.as_str()), Op::Delete(prev)),
+        };
         let mut inner = self.inner.write();
         if revision <= inner.revision {
             return; // already seen (replay after a reconnect)
         }
-        let event = match ev {
-            Event::Put { kv, .. } => {
-                let key: Arc<str> = Arc::from(kv.key.as_str());
-                let entry = Arc::new(Entry::new(kv.value, kv.mod_revision));
+        let event = match op {
+            Op::Put(entry) => {
                 let prev = inner.objects.insert(Arc::clone(&key), Arc::clone(&entry));
                 CacheEvent {
                     revision,
@@ -233,8 +244,7 @@ impl Cache {
                     prev,
                 }
             }
-            Event::Delete { prev, .. } => {
-                let key: Arc<str> = Arc::from(prev.key.as_str());
+            Op::Delete(prev) => {
                 let old = inner.objects.remove(&key);
                 let entry = old
                     .clone()
