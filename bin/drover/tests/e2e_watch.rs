@@ -179,3 +179,115 @@ fn typed_clients_get_protobuf_watch_frames() {
     assert_eq!(events[0]["object"]["kind"], "ConfigMap");
     assert_eq!(events[0]["object"]["metadata"]["name"], "p1");
 }
+
+/// Watchers of one live event share its decoded object and encoded frames; each must still
+/// get the event its own selector and output form call for. Four concurrent watches (two
+/// identical with a selector, one without, one asking for Tables) see one object go in and
+/// out of the selection.
+#[test]
+fn concurrent_watchers_with_different_selectors_and_outputs_each_get_their_own_events() {
+    let s = Server::start();
+    let list = s.curl(
+        "GET",
+        "/api/v1/namespaces/default/configmaps",
+        "application/json",
+        None,
+    );
+    let rv = list.json()["metadata"]["resourceVersion"]
+        .as_str()
+        .expect("rv")
+        .to_owned();
+    let (cert, key) = s.client_cert_files();
+    let watch = |query: &str, accept: &str| {
+        std::process::Command::new("curl")
+            .args(["-sk", "-H", &format!("Accept: {accept}")])
+            .arg("--cert")
+            .arg(&cert)
+            .arg("--key")
+            .arg(&key)
+            .arg(format!(
+                "https://127.0.0.1:{}/api/v1/namespaces/default/configmaps?watch=true&resourceVersion={rv}&timeoutSeconds=5{query}",
+                s.port
+            ))
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("curl")
+    };
+    let table = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json";
+    let watchers = [
+        watch("&labelSelector=tier%3Dweb", "application/json"),
+        watch("&labelSelector=tier%3Dweb", "application/json"),
+        watch("", "application/json"),
+        watch("", table),
+    ];
+    // Give the watches time to subscribe, so the writes reach them live (they started at
+    // `rv`, so a late one replays the same events from the window instead).
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    create_cm(&s, "c", r#"{"tier":"web"}"#);
+    for tier in ["db", "web"] {
+        let body = format!(r#"{{"metadata":{{"labels":{{"tier":"{tier}"}}}}}}"#);
+        let r = s.curl(
+            "PATCH",
+            "/api/v1/namespaces/default/configmaps/c",
+            "application/merge-patch+json",
+            Some(body.as_bytes()),
+        );
+        assert_eq!(r.code, 200, "{}", r.body);
+    }
+    let r = s.curl(
+        "DELETE",
+        "/api/v1/namespaces/default/configmaps/c",
+        "application/json",
+        None,
+    );
+    assert_eq!(r.code, 200, "{}", r.body);
+    let seen: Vec<Vec<(String, String)>> = watchers
+        .into_iter()
+        .map(|w| {
+            let out = common::wait_with_timeout(w, std::time::Duration::from_secs(60), "watch");
+            events(&String::from_utf8_lossy(&out.stdout))
+                .iter()
+                .map(|e| {
+                    let obj = &e["object"];
+                    let what = if obj["kind"] == "Table" {
+                        let row = &obj["rows"][0];
+                        format!("Table {}", row["cells"][0].as_str().unwrap_or(""))
+                    } else {
+                        obj["metadata"]["labels"]["tier"]
+                            .as_str()
+                            .unwrap_or("")
+                            .to_owned()
+                    };
+                    (e["type"].as_str().unwrap_or("").to_owned(), what)
+                })
+                .collect()
+        })
+        .collect();
+    let ev = |t: &str, w: &str| (t.to_owned(), w.to_owned());
+    let selected = vec![
+        ev("ADDED", "web"),
+        ev("DELETED", "db"),
+        ev("ADDED", "web"),
+        ev("DELETED", "web"),
+    ];
+    assert_eq!(seen[0], selected);
+    assert_eq!(seen[1], selected);
+    assert_eq!(
+        seen[2],
+        vec![
+            ev("ADDED", "web"),
+            ev("MODIFIED", "db"),
+            ev("MODIFIED", "web"),
+            ev("DELETED", "web"),
+        ]
+    );
+    assert_eq!(
+        seen[3],
+        vec![
+            ev("ADDED", "Table c"),
+            ev("MODIFIED", "Table c"),
+            ev("MODIFIED", "Table c"),
+            ev("DELETED", "Table c"),
+        ]
+    );
+}

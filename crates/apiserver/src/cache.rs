@@ -25,10 +25,40 @@ pub(crate) const REGISTRY_PREFIX: &str = "/registry/";
 const WINDOW: usize = 10_000;
 
 /// One stored object as the cache holds it: its encoded bytes and revision.
+///
+/// The bytes are a boxed slice of exactly their length, owned by the entry alone: `Bytes`
+/// would cost 16 bytes more per entry, and a `Bytes` the store also handed elsewhere (or that
+/// a response cloned) carries a 32-byte shared header for as long as the cache holds it.
 #[derive(Debug)]
 pub(crate) struct Entry {
-    pub(crate) value: Bytes,
+    pub(crate) value: Box<[u8]>,
     pub(crate) mod_revision: Revision,
+}
+
+/// An entry's bytes as a `Bytes` owner (responses take objects without copying them).
+struct EntryBytes(Arc<Entry>);
+
+impl AsRef<[u8]> for EntryBytes {
+    fn as_ref(&self) -> &[u8] {
+        &self.0.value
+    }
+}
+
+impl Entry {
+    /// An entry for a store value: reuses its buffer when the value is the only reference to
+    /// it, copies it (to its exact length) otherwise.
+    pub(crate) fn new(value: Bytes, mod_revision: Revision) -> Entry {
+        Entry {
+            value: Vec::from(value).into_boxed_slice(),
+            mod_revision,
+        }
+    }
+
+    /// The encoded object as `Bytes` for a response, without copying it (the `Bytes` keeps
+    /// the entry alive and leaves it as it was).
+    pub(crate) fn bytes(entry: &Arc<Entry>) -> Bytes {
+        Bytes::from_owner(EntryBytes(Arc::clone(entry)))
+    }
 }
 
 /// What happened to a key.
@@ -50,6 +80,24 @@ pub(crate) struct CacheEvent {
     pub(crate) prev: Option<Arc<Entry>>,
 }
 
+/// An event as live subscribers get it: the window's event plus what its watchers share (the
+/// decoded object and encoded frames, computed once by the first watcher that needs them and
+/// dropped with the last subscriber's copy, so the window never holds them).
+pub(crate) struct LiveEvent {
+    pub(crate) event: Arc<CacheEvent>,
+    pub(crate) shared: crate::handlers::WatchShared,
+}
+
+impl LiveEvent {
+    /// `event` with nothing computed yet (also how watchers replay the window's backlog).
+    pub(crate) fn new(event: Arc<CacheEvent>) -> Arc<LiveEvent> {
+        Arc::new(LiveEvent {
+            event,
+            shared: Default::default(),
+        })
+    }
+}
+
 struct Inner {
     objects: BTreeMap<Arc<str>, Arc<Entry>>,
     window: VecDeque<Arc<CacheEvent>>,
@@ -63,7 +111,7 @@ struct Inner {
 pub(crate) struct Cache {
     inner: RwLock<Inner>,
     revision_tx: watch::Sender<Revision>,
-    events_tx: broadcast::Sender<Arc<CacheEvent>>,
+    events_tx: broadcast::Sender<Arc<LiveEvent>>,
     /// The decoded RBAC view, applied under the same lock as the objects it derives from.
     rbac: crate::rbac::Index,
 }
@@ -77,12 +125,20 @@ pub(crate) struct Snapshot {
 /// A subscription: events after a revision, replayed from the window then live.
 pub(crate) struct Subscription {
     pub(crate) backlog: Vec<Arc<CacheEvent>>,
-    pub(crate) live: broadcast::Receiver<Arc<CacheEvent>>,
+    pub(crate) live: broadcast::Receiver<Arc<LiveEvent>>,
 }
 
 impl Cache {
     /// Loads every object and starts following the store. Returns once primed.
     pub(crate) async fn start(store: Arc<AnyStore>) -> Result<Arc<Cache>, drover_store::Error> {
+        Ok(Self::start_with_follower(store).await?.0)
+    }
+
+    /// [`Cache::start`], also returning the follower task (the memory benchmark stops it to
+    /// drop the cache).
+    pub(crate) async fn start_with_follower(
+        store: Arc<AnyStore>,
+    ) -> Result<(Arc<Cache>, tokio::task::JoinHandle<()>), drover_store::Error> {
         let (revision_tx, _) = watch::channel(0);
         let (events_tx, _) = broadcast::channel(4096);
         let cache = Arc::new(Cache {
@@ -98,8 +154,8 @@ impl Cache {
         });
         let start = cache.prime(&store).await?;
         let follower = Arc::clone(&cache);
-        tokio::spawn(async move { follower.follow(store, start).await });
-        Ok(cache)
+        let task = tokio::spawn(async move { follower.follow(store, start).await });
+        Ok((cache, task))
     }
 
     async fn prime(&self, store: &AnyStore) -> Result<Revision, drover_store::Error> {
@@ -111,10 +167,7 @@ impl Cache {
             .map(|kv| {
                 (
                     Arc::from(kv.key.as_str()),
-                    Arc::new(Entry {
-                        value: kv.value,
-                        mod_revision: kv.mod_revision,
-                    }),
+                    Arc::new(Entry::new(kv.value, kv.mod_revision)),
                 )
             })
             .collect();
@@ -168,17 +221,25 @@ impl Cache {
         if !ev.key().starts_with(REGISTRY_PREFIX) {
             return;
         }
+        // The new entry is made before taking the lock: it may copy the value (when the store
+        // still shares its buffer), and readers should not wait for that.
+        enum Op {
+            Put(Arc<Entry>),
+            Delete(drover_store::KeyValue),
+        }
+        let (key, op): (Arc<str>, Op) = match ev {
+            Event::Put { kv, .. } => (
+                Arc::from(kv.key.as_str()),
+                Op::Put(Arc::new(Entry::new(kv.value, kv.mod_revision))),
+            ),
+            Event::Delete { prev, .. } => (Arc::from(prev.key.as_str()), Op::Delete(prev)),
+        };
         let mut inner = self.inner.write();
         if revision <= inner.revision {
             return; // already seen (replay after a reconnect)
         }
-        let event = match ev {
-            Event::Put { kv, .. } => {
-                let key: Arc<str> = Arc::from(kv.key.as_str());
-                let entry = Arc::new(Entry {
-                    value: kv.value,
-                    mod_revision: kv.mod_revision,
-                });
+        let event = match op {
+            Op::Put(entry) => {
                 let prev = inner.objects.insert(Arc::clone(&key), Arc::clone(&entry));
                 self.rbac.apply(&key, Some(&entry.value));
                 CacheEvent {
@@ -189,16 +250,12 @@ impl Cache {
                     prev,
                 }
             }
-            Event::Delete { prev, .. } => {
-                let key: Arc<str> = Arc::from(prev.key.as_str());
+            Op::Delete(prev) => {
                 let old = inner.objects.remove(&key);
                 self.rbac.apply(&key, None);
-                let entry = old.clone().unwrap_or_else(|| {
-                    Arc::new(Entry {
-                        value: prev.value,
-                        mod_revision: prev.mod_revision,
-                    })
-                });
+                let entry = old
+                    .clone()
+                    .unwrap_or_else(|| Arc::new(Entry::new(prev.value, prev.mod_revision)));
                 CacheEvent {
                     revision,
                     key,
@@ -217,7 +274,9 @@ impl Cache {
         }
         inner.revision = revision;
         // Sent under the lock so a subscriber sees each event either in its backlog or live.
-        let _ = self.events_tx.send(event);
+        if self.events_tx.receiver_count() > 0 {
+            let _ = self.events_tx.send(LiveEvent::new(event));
+        }
     }
 
     fn advance(&self, revision: Revision) {
@@ -298,6 +357,19 @@ impl Cache {
         Some(Subscription { backlog, live })
     }
 
+    /// Number of events in the window (for the memory benchmark).
+    pub(crate) fn window_len(&self) -> usize {
+        self.inner.read().window.len()
+    }
+
+    /// Empties the event window, as if it had been primed (for the memory benchmark, which
+    /// measures what the window costs on its own).
+    pub(crate) fn clear_window(&self) {
+        let mut inner = self.inner.write();
+        inner.window = VecDeque::new();
+        inner.floor = inner.revision;
+    }
+
     /// Number of objects and their encoded bytes (for metrics and the memory benchmark).
     pub(crate) fn size(&self) -> (usize, usize) {
         let inner = self.inner.read();
@@ -315,7 +387,7 @@ pub(crate) async fn next_change(sub: Option<Subscription>, wanted: impl Fn(&Cach
     match sub {
         Some(mut s) => loop {
             match s.live.recv().await {
-                Ok(ev) if wanted(&ev) => return,
+                Ok(ev) if wanted(&ev.event) => return,
                 Ok(_) => continue,
                 Err(_) => return,
             }

@@ -162,10 +162,10 @@ pub(crate) async fn run(state: Arc<State>) {
                 };
                 match ev {
                     Ok(ev) => {
-                        apply_event(&mut index, &ev);
+                        apply_event(&mut index, &ev.event);
                         // Take whatever else is queued before the next pass.
                         while let Ok(ev) = sub.live.try_recv() {
-                            apply_event(&mut index, &ev);
+                            apply_event(&mut index, &ev.event);
                         }
                     }
                     Err(_) => break, // lagged or closed: rebuild the index

@@ -11,6 +11,8 @@ mod auth;
 mod body;
 mod bootstrap;
 mod cache;
+#[doc(hidden)]
+pub mod cache_probe;
 mod config;
 mod crd;
 mod custom;

@@ -15,6 +15,7 @@ mod write;
 pub(crate) use delete::{DeleteOptions, delete_stored};
 pub(crate) use reviews::parse_signing_key;
 pub(crate) use strategy::prepare_update;
+pub(crate) use watch::Shared as WatchShared;
 
 use std::sync::Arc;
 

@@ -228,7 +228,7 @@ pub(crate) async fn list(ctx: Ctx<'_>) -> ApiResult<Response<Body>> {
                 next = last_key.map(|k: Arc<str>| encode_continue(revision, &k));
                 break;
             }
-            items.push((entry.value.clone(), entry.mod_revision));
+            items.push((crate::cache::Entry::bytes(&entry), entry.mod_revision));
             last_key = Some(key);
         }
     }

@@ -1,8 +1,8 @@
 //! WATCH: a chunked stream of `{"type": …, "object": …}` events, served from the watch
 //! cache's event window (or from a store watch for revisions older than the window).
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -15,9 +15,9 @@ use tokio::sync::{broadcast, mpsc};
 use super::read::{Selection, list_prefix};
 use super::{Ctx, convert};
 use crate::body::Body;
-use crate::cache::{CacheEvent, Change, Entry};
+use crate::cache::{CacheEvent, Change, Entry, LiveEvent};
 use crate::negotiate::{self, Output};
-use crate::objects::{decode_stored, parse_rv, set_resource_version};
+use crate::objects::{decode_stored, parse_rv};
 use crate::state::State;
 use crate::status::{ApiError, ApiResult};
 
@@ -28,12 +28,60 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
 enum Source {
     Cache {
         backlog: std::vec::IntoIter<Arc<CacheEvent>>,
-        live: broadcast::Receiver<Arc<CacheEvent>>,
+        live: broadcast::Receiver<Arc<LiveEvent>>,
     },
     Store(
         drover_store::WatchStream,
         std::vec::IntoIter<Arc<CacheEvent>>,
     ),
+}
+
+/// What every watcher of one live event shares, computed by the first that needs it: the
+/// decoded object (and the previous one, for selectors), and each encoded frame — one per
+/// event type, resource version, output form and encoding. With many watchers on a resource
+/// an event is decoded once and encoded once per form, not once per watcher; each watcher
+/// still applies its own selector, to the shared decoded object.
+#[derive(Default)]
+pub(crate) struct Shared {
+    /// The object as watchers send it (resource version set; for a delete, the delete's).
+    new: OnceLock<Option<Value>>,
+    /// The previous object, decoded.
+    prev: OnceLock<Option<Value>>,
+    /// Encoded frames (`None`: the object cannot be encoded in that form).
+    frames: parking_lot::Mutex<Vec<(FrameKey, Option<Bytes>)>>,
+}
+
+/// What decides a frame's bytes.
+#[derive(PartialEq)]
+struct FrameKey {
+    kind: &'static str,
+    res: Resource,
+    output: Output,
+    /// `includeObject` (Tables only; empty otherwise).
+    include: String,
+}
+
+impl Shared {
+    fn new_object(&self, ev: &CacheEvent) -> Option<&Value> {
+        self.new
+            .get_or_init(|| {
+                let revision = match ev.change {
+                    Change::Put => ev.entry.mod_revision,
+                    Change::Delete => ev.revision,
+                };
+                decode_stored(&ev.entry.value, revision).ok()
+            })
+            .as_ref()
+    }
+
+    fn prev_object(&self, ev: &CacheEvent) -> Option<&Value> {
+        self.prev
+            .get_or_init(|| {
+                let p = ev.prev.as_ref()?;
+                decode_stored(&p.value, p.mod_revision).ok()
+            })
+            .as_ref()
+    }
 }
 
 struct Watcher {
@@ -210,7 +258,8 @@ impl Watcher {
                 _ = self.tx.closed() => return,
             };
             match next {
-                Next::Event(ev) => {
+                Next::Event(live) => {
+                    let ev = &live.event;
                     if ev.revision <= self.last {
                         continue;
                     }
@@ -218,10 +267,13 @@ impl Watcher {
                     if !ev.key.starts_with(self.prefix.as_str()) {
                         continue;
                     }
-                    if let Some((kind, obj)) = self.classify(&ev)
-                        && self.send(kind, obj).await.is_err()
-                    {
-                        return;
+                    if let Some(kind) = self.classify(&live) {
+                        let Some(frame) = self.frame(&live, kind) else {
+                            return;
+                        };
+                        if self.tx.send(frame).await.is_err() {
+                            return;
+                        }
                     }
                 }
                 Next::Resubscribe => {
@@ -257,40 +309,66 @@ impl Watcher {
         json!({"kind": self.res.kind, "apiVersion": self.res.api_version(), "metadata": meta})
     }
 
-    /// Turns a store change into the event this watcher sees, if any (a change that moves an
-    /// object out of the selection is a DELETED).
-    fn classify(&self, ev: &CacheEvent) -> Option<(&'static str, Value)> {
-        let new = decode_stored(&ev.entry.value, ev.entry.mod_revision).ok()?;
-        let matches_new = self.selection.matches(&new);
-        let matches_prev = |prev: &Option<Arc<Entry>>| {
-            prev.as_ref()
-                .and_then(|p| decode_stored(&p.value, p.mod_revision).ok())
-                .is_some_and(|p| self.selection.matches(&p))
+    /// The type of the event this watcher sees for a store change, if any (a change that
+    /// moves an object out of the selection is a DELETED). Selectors look at the decoded
+    /// objects all watchers of the event share.
+    fn classify(&self, live: &LiveEvent) -> Option<&'static str> {
+        let ev = &live.event;
+        let new = live.shared.new_object(ev)?;
+        let matches_new = self.selection.matches(new);
+        let matches_prev = || {
+            live.shared
+                .prev_object(ev)
+                .is_some_and(|p| self.selection.matches(p))
         };
         match ev.change {
             Change::Put => match (&ev.prev, matches_new) {
-                (None, true) => Some(("ADDED", new)),
+                (None, true) => Some("ADDED"),
                 (None, false) => None,
-                (Some(_), true) if self.selection.is_empty() || matches_prev(&ev.prev) => {
-                    Some(("MODIFIED", new))
-                }
-                (Some(_), true) => Some(("ADDED", new)),
-                (Some(_), false) if matches_prev(&ev.prev) => Some(("DELETED", new)),
+                (Some(_), true) if self.selection.is_empty() || matches_prev() => Some("MODIFIED"),
+                (Some(_), true) => Some("ADDED"),
+                (Some(_), false) if matches_prev() => Some("DELETED"),
                 (Some(_), false) => None,
             },
-            Change::Delete => {
-                if matches_new {
-                    let mut obj = new;
-                    set_resource_version(&mut obj, ev.revision);
-                    Some(("DELETED", obj))
-                } else {
-                    None
-                }
-            }
+            Change::Delete => matches_new.then_some("DELETED"),
         }
     }
 
+    /// The encoded `kind` event of `live`'s object for this watcher: the frame another watcher
+    /// with the same resource version and output made, or made now and kept for the others.
+    /// `None` when the object cannot be encoded (the watch ends).
+    fn frame(&self, live: &LiveEvent, kind: &'static str) -> Option<Bytes> {
+        let key = FrameKey {
+            kind,
+            res: self.res.clone(),
+            output: self.output,
+            include: if matches!(self.output, Output::Table { .. }) {
+                self.include.clone()
+            } else {
+                String::new()
+            },
+        };
+        // Held while encoding, so the other watchers of this event wait for the frame
+        // instead of encoding it too.
+        let mut frames = live.shared.frames.lock();
+        if let Some((_, frame)) = frames.iter().find(|(k, _)| *k == key) {
+            return frame.clone();
+        }
+        let frame = live
+            .shared
+            .new_object(&live.event)
+            .and_then(|obj| self.encode(kind, obj.clone()).ok());
+        frames.push((key, frame.clone()));
+        frame
+    }
+
     async fn send(&self, kind: &str, obj: Value) -> Result<(), ()> {
+        let frame = self.encode(kind, obj)?;
+        self.tx.send(frame).await.map_err(|_| ())
+    }
+
+    /// One event as this watcher's stream carries it: a JSON line or a protobuf frame.
+    fn encode(&self, kind: &str, obj: Value) -> Result<Bytes, ()> {
         let object = if kind == "ERROR" || kind == "BOOKMARK" {
             obj
         } else {
@@ -313,7 +391,7 @@ impl Watcher {
         let event = json!({"type": kind, "object": object});
         if self.protobuf() {
             return match drover_codec::encode_watch_frame(&event) {
-                Ok(frame) => self.tx.send(Bytes::from(frame)).await.map_err(|_| ()),
+                Ok(frame) => Ok(Bytes::from(frame)),
                 Err(e) => {
                     tracing::warn!("watch: cannot encode a {kind} event as protobuf: {e}");
                     Err(())
@@ -322,12 +400,12 @@ impl Watcher {
         }
         let mut line = serde_json::to_vec(&event).map_err(|_| ())?;
         line.push(b'\n');
-        self.tx.send(Bytes::from(line)).await.map_err(|_| ())
+        Ok(Bytes::from(line))
     }
 }
 
 enum Next {
-    Event(Arc<CacheEvent>),
+    Event(Arc<LiveEvent>),
     Resubscribe,
     Gone(Value),
     End,
@@ -338,7 +416,7 @@ async fn next_event(source: &mut Source, state: &State, prefix: &str, last: Revi
     match source {
         Source::Cache { backlog, live } => {
             if let Some(ev) = backlog.next() {
-                return Next::Event(ev);
+                return Next::Event(LiveEvent::new(ev));
             }
             match live.recv().await {
                 Ok(ev) => Next::Event(ev),
@@ -349,7 +427,7 @@ async fn next_event(source: &mut Source, state: &State, prefix: &str, last: Revi
         }
         Source::Store(stream, pending) => loop {
             if let Some(ev) = pending.next() {
-                return Next::Event(ev);
+                return Next::Event(LiveEvent::new(ev));
             }
             match stream.recv().await {
                 Some(Ok(batch)) => {
@@ -380,29 +458,18 @@ fn store_event(e: drover_store::Event) -> CacheEvent {
             revision,
             key: Arc::from(kv.key.as_str()),
             change: Change::Put,
-            entry: Arc::new(Entry {
-                value: kv.value,
-                mod_revision: kv.mod_revision,
-            }),
-            prev: prev.map(|p| {
-                Arc::new(Entry {
-                    value: p.value,
-                    mod_revision: p.mod_revision,
-                })
-            }),
+            entry: Arc::new(Entry::new(kv.value, kv.mod_revision)),
+            prev: prev.map(|p| Arc::new(Entry::new(p.value, p.mod_revision))),
         },
-        drover_store::Event::Delete { prev, .. } => CacheEvent {
-            revision,
-            key: Arc::from(prev.key.as_str()),
-            change: Change::Delete,
-            entry: Arc::new(Entry {
-                value: prev.value.clone(),
-                mod_revision: prev.mod_revision,
-            }),
-            prev: Some(Arc::new(Entry {
-                value: prev.value,
-                mod_revision: prev.mod_revision,
-            })),
-        },
+        drover_store::Event::Delete { prev, .. } => {
+            let entry = Arc::new(Entry::new(prev.value, prev.mod_revision));
+            CacheEvent {
+                revision,
+                key: Arc::from(prev.key.as_str()),
+                change: Change::Delete,
+                entry: Arc::clone(&entry),
+                prev: Some(entry),
+            }
+        }
     }
 }
