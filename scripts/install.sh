@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Builds drover (release) and installs it to /usr/local/bin. Run as root on Debian/Ubuntu.
+# Builds drover (release) and installs it to /usr/local/bin, with what it uses at run time
+# (tini-static for `drover run --init`). Run as root on Debian/Ubuntu.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends build-essential ca-certificates curl protobuf-compiler >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends build-essential ca-certificates curl protobuf-compiler tini >/dev/null
 fi
 if ! command -v cargo >/dev/null; then
   echo "install: a Rust toolchain is needed (cargo not found); install rustup's stable toolchain first" >&2
