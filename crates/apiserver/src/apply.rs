@@ -6,12 +6,13 @@
 //! (409 unless `force=true`, which takes them over). An *update* (PUT, non-apply PATCH, POST)
 //! makes its manager the owner of every field it changed, taking them from other managers.
 
+use drover_core::registry::Resource;
 use serde_json::{Map, Value, json};
 
 use crate::fieldset::{self, FieldSet, Path};
 use crate::handlers::Ctx;
 use crate::meta;
-use crate::status::{ApiError, ApiResult};
+use crate::status::{ApiError, ApiResult, Target};
 
 struct Entry {
     raw: Value,
@@ -159,12 +160,33 @@ pub(crate) fn apply(
     applied: &Value,
     manager: &str,
 ) -> ApiResult<Value> {
-    let force = ctx.query.flag("force");
-    let api_version = ctx.res.api_version();
-    let subresource = ctx.rr.subresource.as_deref().filter(|s| *s == "status");
+    apply_to(
+        &ctx.res,
+        ctx.rr.subresource.as_deref(),
+        ctx.query.flag("force"),
+        &|| ctx.target(),
+        current,
+        applied,
+        manager,
+    )
+}
+
+/// [`apply`] without a request: `subresource` is the URL's, `target` names the object in a
+/// conflict.
+pub(crate) fn apply_to(
+    res: &Resource,
+    subresource: Option<&str>,
+    force: bool,
+    target: &dyn Fn() -> Target,
+    current: &Value,
+    applied: &Value,
+    manager: &str,
+) -> ApiResult<Value> {
+    let api_version = res.api_version();
+    let subresource = subresource.filter(|s| *s == "status");
     let mut applied = applied.clone();
     applied["apiVersion"] = api_version.clone().into();
-    applied["kind"] = ctx.res.kind.to_string().into();
+    applied["kind"] = res.kind.to_string().into();
     let applied_set = fieldset::fields(&applied, subresource);
 
     let mut list = entries(current);
@@ -215,7 +237,7 @@ pub(crate) fn apply(
                 parts.join("\n")
             );
             return Err(ApiError::Conflict {
-                target: ctx.target(),
+                target: target(),
                 message,
             });
         }
