@@ -105,3 +105,10 @@ pub fn crd(data: &[u8]) {
     let crd = items.remove(0);
     steps::crd(crd, &items);
 }
+
+/// A bearer token; if the input is JSON, it is also taken as claims, signed and verified.
+pub fn token(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let claims = serde_json::from_slice::<Value>(data).ok();
+    steps::token(&text, claims.as_ref());
+}

@@ -54,3 +54,8 @@ fn patch_and_apply_corpus_never_panics() {
 fn crd_and_custom_resource_corpus_never_panics() {
     run("crd", drover_apiserver::fuzzing::crd);
 }
+
+#[test]
+fn bearer_token_corpus_never_panics() {
+    run("token", drover_apiserver::fuzzing::token);
+}

@@ -5,7 +5,7 @@
 use drover_core::registry::{self, Resource};
 use serde_json::{Value, json};
 
-use super::{convert, defaults, delete, fields, read, strategy, validation, watch};
+use super::{convert, defaults, delete, fields, read, reviews, strategy, validation, watch};
 use crate::negotiate::{self, Encoding};
 use crate::objects::{Decision, parse_rv};
 use crate::route::Query;
@@ -254,6 +254,35 @@ pub(crate) fn crd(mut crd: Value, objects: &[Value]) {
         }
         if let [current, patch_body, ..] = objects {
             patch(res, false, current, patch_body);
+        }
+    }
+}
+
+/// A bearer token as a client sends it (`Authorization: Bearer …`, or a TokenReview's
+/// `spec.token`): verified with a signing key; and `claims` signed with that key, verified,
+/// which must give back the service account the claims name (when they name one).
+pub(crate) fn token(raw: &str, claims: Option<&Value>) {
+    static KEY: std::sync::OnceLock<ring::signature::EcdsaKeyPair> = std::sync::OnceLock::new();
+    let key = KEY.get_or_init(|| {
+        let alg = &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING;
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 = ring::signature::EcdsaKeyPair::generate_pkcs8(alg, &rng).expect("key");
+        ring::signature::EcdsaKeyPair::from_pkcs8(alg, pkcs8.as_ref(), &rng).expect("key")
+    });
+    let _ = reviews::verify_with(key, raw.trim());
+    if let Some(claims) = claims {
+        let token = reviews::sign_with(key, claims).expect("signing works");
+        if let Ok(user) = reviews::verify_with(key, &token) {
+            let ns = claims["kubernetes.io"]["namespace"].as_str().unwrap_or("");
+            assert!(
+                user.name.starts_with("system:serviceaccount:"),
+                "{}",
+                user.name
+            );
+            assert!(
+                user.groups
+                    .contains(&format!("system:serviceaccounts:{ns}"))
+            );
         }
     }
 }
