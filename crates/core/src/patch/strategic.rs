@@ -277,7 +277,8 @@ fn apply_retain_keys(
             reason: format!("must be a list of field names, not {}", json_type(retain)),
         });
     };
-    let listed = |key: &str| retain.iter().any(|v| v.as_str() == Some(key));
+    let retain: std::collections::HashSet<&str> = retain.iter().filter_map(Value::as_str).collect();
+    let listed = |key: &str| retain.contains(key);
     for (key, value) in patch {
         let directive = key == RETAIN_KEYS
             || key.starts_with(SET_ELEMENT_ORDER)
