@@ -248,9 +248,12 @@ pub(crate) fn crd(mut crd: Value, objects: &[Value]) {
                     .map_or("metadata.name", String::as_str)
             );
             query_for(res, &query, obj);
-            let mut scaled = obj.clone();
-            strategy::set_replicas(res, &mut scaled, 3);
-            let _ = strategy::scale_of(res, &scaled);
+            // The scale subresource only ever sees stored objects, which are objects.
+            if obj.is_object() {
+                let mut scaled = obj.clone();
+                strategy::set_replicas(res, &mut scaled, 3);
+                let _ = strategy::scale_of(res, &scaled);
+            }
         }
         if let [current, patch_body, ..] = objects {
             patch(res, false, current, patch_body);
