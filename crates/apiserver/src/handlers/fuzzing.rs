@@ -184,6 +184,7 @@ pub(crate) fn patch(res: &Resource, force: bool, current: &Value, patch: &Value)
         }
         let _ = strategy::unknown_fields(res, &new);
         let new = convert::to_storage(res, new);
+        let mut shown = false;
         for (operation, sub) in [
             ("Update", None),
             ("Apply", None),
@@ -201,7 +202,12 @@ pub(crate) fn patch(res: &Resource, force: bool, current: &Value, patch: &Value)
                 )
             {
                 let _ = validation::validate(&storage, &o, Some(current));
-                respond(res, &storage, o);
+                // The response forms are the same code whichever write made the object;
+                // once per patch result keeps the target fast enough to explore.
+                if !shown {
+                    respond(res, &storage, o);
+                    shown = true;
+                }
             }
         }
     }
