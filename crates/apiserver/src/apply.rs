@@ -112,11 +112,14 @@ pub(crate) fn track_update(
     let new_set = fieldset::fields(obj, subresource);
     let changed: FieldSet = match old {
         None => new_set.clone(),
-        Some(old) => new_set
-            .iter()
-            .filter(|p| fieldset::value_at(old, p) != fieldset::value_at(obj, p))
-            .cloned()
-            .collect(),
+        Some(old) => {
+            let (old, new) = (fieldset::Lookup::new(old), fieldset::Lookup::new(obj));
+            new_set
+                .iter()
+                .filter(|p| old.value_at(p) != new.value_at(p))
+                .cloned()
+                .collect()
+        }
     };
     let all_now = {
         let mut s = fieldset::fields(obj, None);
@@ -203,12 +206,16 @@ pub(crate) fn apply_to(
 
     // Conflicts: fields another manager owns, applied with a different value.
     let mut conflicts: Vec<(String, String, Path)> = Vec::new();
+    let (applied_values, current_values) = (
+        fieldset::Lookup::new(&applied),
+        fieldset::Lookup::new(current),
+    );
     for e in &list {
         for p in applied_set.intersection(&e.set) {
             if p.last().map(String::as_str) == Some(".") {
                 continue;
             }
-            if fieldset::value_at(&applied, p) != fieldset::value_at(current, p) {
+            if applied_values.value_at(p) != current_values.value_at(p) {
                 let v = e.raw["apiVersion"].as_str().unwrap_or("").to_owned();
                 conflicts.push((e.manager().to_owned(), v, p.clone()));
             }
@@ -241,10 +248,11 @@ pub(crate) fn apply_to(
                 message,
             });
         }
+        let taken: std::collections::HashSet<(&str, &Path)> =
+            conflicts.iter().map(|(m, _, p)| (m.as_str(), p)).collect();
         for e in &mut list {
             let manager = e.manager().to_owned();
-            e.set
-                .retain(|p| !conflicts.iter().any(|(m, _, cp)| *m == manager && cp == p));
+            e.set.retain(|p| !taken.contains(&(manager.as_str(), p)));
         }
     }
 
@@ -365,18 +373,37 @@ fn merge_value(lv: &mut Value, av: &Value, schema: Option<&drover_schema::Schema
             });
             if !keys.is_empty() && aa.iter().all(Value::is_object) {
                 let item_schema = s.and_then(drover_schema::SchemaNode::items);
-                for ai in aa {
-                    let pos = la
+                // The first live item with each key (merging keeps an item's key); looked
+                // up, not scanned for, so long lists do not cost n² comparisons.
+                let key_of = |item: &Value| -> String {
+                    let values: Vec<String> = keys
                         .iter()
-                        .position(|li| keys.iter().all(|k| li.get(k) == ai.get(k)));
-                    match pos {
-                        Some(i) => merge(&mut la[i], ai, item_schema.as_ref(), false),
-                        None => la.push(ai.clone()),
+                        .map(|k| {
+                            item.get(k)
+                                .map_or_else(|| "-".to_owned(), fieldset::canonical)
+                        })
+                        .collect();
+                    values.join("\0")
+                };
+                let mut first: std::collections::HashMap<String, usize> =
+                    std::collections::HashMap::with_capacity(la.len());
+                for (at, li) in la.iter().enumerate() {
+                    first.entry(key_of(li)).or_insert(at);
+                }
+                for ai in aa {
+                    match first.get(&key_of(ai)) {
+                        Some(&i) => merge(&mut la[i], ai, item_schema.as_ref(), false),
+                        None => {
+                            first.insert(key_of(ai), la.len());
+                            la.push(ai.clone());
+                        }
                     }
                 }
             } else if is_set {
+                let mut present: std::collections::HashSet<String> =
+                    la.iter().map(fieldset::canonical).collect();
                 for ai in aa {
-                    if !la.contains(ai) {
+                    if present.insert(fieldset::canonical(ai)) {
                         la.push(ai.clone());
                     }
                 }
