@@ -451,3 +451,26 @@ fn primitive_set_members_compare_as_values() {
     assert_eq!(finalizers.len(), 3, "{finalizers:?}");
     assert!(finalizers.contains(&json!(1)) && finalizers.contains(&json!(2)));
 }
+
+/// The same for strategic merge: deleted fields go in one pass, and a
+/// `$deleteFromPrimitiveList` of a field the patch also deletes sees it gone.
+#[test]
+fn deleted_fields_go_in_one_pass() {
+    let mut labels = serde_json::Map::new();
+    let mut deletes = serde_json::Map::new();
+    for i in 0..20_000 {
+        labels.insert(format!("k{i}"), json!("v"));
+        if i % 2 == 0 {
+            deletes.insert(format!("k{i}"), Value::Null);
+        }
+    }
+    let merged = apply(
+        json!({"metadata": {"labels": labels, "finalizers": ["a"], "name": "x"}}),
+        json!({"metadata": {"labels": deletes, "finalizers": null,
+                            "$deleteFromPrimitiveList/finalizers": ["a"]}}),
+    );
+    let labels = merged["metadata"]["labels"].as_object().expect("labels");
+    assert_eq!(labels.len(), 10_000);
+    assert_eq!(labels.keys().next().map(String::as_str), Some("k1"));
+    assert_eq!(merged["metadata"], json!({"labels": labels, "name": "x"}));
+}
