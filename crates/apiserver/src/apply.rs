@@ -6,12 +6,13 @@
 //! (409 unless `force=true`, which takes them over). An *update* (PUT, non-apply PATCH, POST)
 //! makes its manager the owner of every field it changed, taking them from other managers.
 
+use drover_core::registry::Resource;
 use serde_json::{Map, Value, json};
 
 use crate::fieldset::{self, FieldSet, Path};
 use crate::handlers::Ctx;
 use crate::meta;
-use crate::status::{ApiError, ApiResult};
+use crate::status::{ApiError, ApiResult, Target};
 
 struct Entry {
     raw: Value,
@@ -111,11 +112,14 @@ pub(crate) fn track_update(
     let new_set = fieldset::fields(obj, subresource);
     let changed: FieldSet = match old {
         None => new_set.clone(),
-        Some(old) => new_set
-            .iter()
-            .filter(|p| fieldset::value_at(old, p) != fieldset::value_at(obj, p))
-            .cloned()
-            .collect(),
+        Some(old) => {
+            let (old, new) = (fieldset::Lookup::new(old), fieldset::Lookup::new(obj));
+            new_set
+                .iter()
+                .filter(|p| old.value_at(p) != new.value_at(p))
+                .cloned()
+                .collect()
+        }
     };
     let all_now = {
         let mut s = fieldset::fields(obj, None);
@@ -159,12 +163,33 @@ pub(crate) fn apply(
     applied: &Value,
     manager: &str,
 ) -> ApiResult<Value> {
-    let force = ctx.query.flag("force");
-    let api_version = ctx.res.api_version();
-    let subresource = ctx.rr.subresource.as_deref().filter(|s| *s == "status");
+    apply_to(
+        &ctx.res,
+        ctx.rr.subresource.as_deref(),
+        ctx.query.flag("force"),
+        &|| ctx.target(),
+        current,
+        applied,
+        manager,
+    )
+}
+
+/// [`apply`] without a request: `subresource` is the URL's, `target` names the object in a
+/// conflict.
+pub(crate) fn apply_to(
+    res: &Resource,
+    subresource: Option<&str>,
+    force: bool,
+    target: &dyn Fn() -> Target,
+    current: &Value,
+    applied: &Value,
+    manager: &str,
+) -> ApiResult<Value> {
+    let api_version = res.api_version();
+    let subresource = subresource.filter(|s| *s == "status");
     let mut applied = applied.clone();
     applied["apiVersion"] = api_version.clone().into();
-    applied["kind"] = ctx.res.kind.to_string().into();
+    applied["kind"] = res.kind.to_string().into();
     let applied_set = fieldset::fields(&applied, subresource);
 
     let mut list = entries(current);
@@ -181,12 +206,16 @@ pub(crate) fn apply(
 
     // Conflicts: fields another manager owns, applied with a different value.
     let mut conflicts: Vec<(String, String, Path)> = Vec::new();
+    let (applied_values, current_values) = (
+        fieldset::Lookup::new(&applied),
+        fieldset::Lookup::new(current),
+    );
     for e in &list {
         for p in applied_set.intersection(&e.set) {
             if p.last().map(String::as_str) == Some(".") {
                 continue;
             }
-            if fieldset::value_at(&applied, p) != fieldset::value_at(current, p) {
+            if applied_values.value_at(p) != current_values.value_at(p) {
                 let v = e.raw["apiVersion"].as_str().unwrap_or("").to_owned();
                 conflicts.push((e.manager().to_owned(), v, p.clone()));
             }
@@ -215,14 +244,15 @@ pub(crate) fn apply(
                 parts.join("\n")
             );
             return Err(ApiError::Conflict {
-                target: ctx.target(),
+                target: target(),
                 message,
             });
         }
+        let taken: std::collections::HashSet<(&str, &Path)> =
+            conflicts.iter().map(|(m, _, p)| (m.as_str(), p)).collect();
         for e in &mut list {
             let manager = e.manager().to_owned();
-            e.set
-                .retain(|p| !conflicts.iter().any(|(m, _, cp)| *m == manager && cp == p));
+            e.set.retain(|p| !taken.contains(&(manager.as_str(), p)));
         }
     }
 
@@ -343,18 +373,37 @@ fn merge_value(lv: &mut Value, av: &Value, schema: Option<&drover_schema::Schema
             });
             if !keys.is_empty() && aa.iter().all(Value::is_object) {
                 let item_schema = s.and_then(drover_schema::SchemaNode::items);
-                for ai in aa {
-                    let pos = la
+                // The first live item with each key (merging keeps an item's key); looked
+                // up, not scanned for, so long lists do not cost n² comparisons.
+                let key_of = |item: &Value| -> String {
+                    let values: Vec<String> = keys
                         .iter()
-                        .position(|li| keys.iter().all(|k| li.get(k) == ai.get(k)));
-                    match pos {
-                        Some(i) => merge(&mut la[i], ai, item_schema.as_ref(), false),
-                        None => la.push(ai.clone()),
+                        .map(|k| {
+                            item.get(k)
+                                .map_or_else(|| "-".to_owned(), fieldset::canonical)
+                        })
+                        .collect();
+                    values.join("\0")
+                };
+                let mut first: std::collections::HashMap<String, usize> =
+                    std::collections::HashMap::with_capacity(la.len());
+                for (at, li) in la.iter().enumerate() {
+                    first.entry(key_of(li)).or_insert(at);
+                }
+                for ai in aa {
+                    match first.get(&key_of(ai)) {
+                        Some(&i) => merge(&mut la[i], ai, item_schema.as_ref(), false),
+                        None => {
+                            first.insert(key_of(ai), la.len());
+                            la.push(ai.clone());
+                        }
                     }
                 }
             } else if is_set {
+                let mut present: std::collections::HashSet<String> =
+                    la.iter().map(fieldset::canonical).collect();
                 for ai in aa {
-                    if !la.contains(ai) {
+                    if present.insert(fieldset::canonical(ai)) {
                         la.push(ai.clone());
                     }
                 }

@@ -3,7 +3,7 @@
 //! members, `.` for an item itself). Lists are keyed by the kind's schema (list-map keys or
 //! the patch merge key), as upstream's structured-merge-diff does.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use drover_schema::SchemaNode;
 use serde_json::{Map, Value};
@@ -208,34 +208,132 @@ pub(crate) fn from_fields_v1(v: &Value) -> FieldSet {
     out
 }
 
-/// The value a path points at.
-pub(crate) fn value_at<'a>(obj: &'a Value, path: &[String]) -> Option<&'a Value> {
-    let mut cur = obj;
-    for el in path {
-        cur = step(cur, el)?;
-    }
-    Some(cur)
+/// What a path element selects in a list: the item with these key values (`k:`), or the
+/// member equal to a value (`v:`).
+enum Selector {
+    Key(Map<String, Value>),
+    Member(Value),
 }
 
-fn step<'a>(cur: &'a Value, el: &str) -> Option<&'a Value> {
-    if el == "." {
-        return Some(cur);
+impl Selector {
+    fn parse(el: &str) -> Option<Selector> {
+        if let Some(k) = el.strip_prefix("k:") {
+            return serde_json::from_str(k).ok().map(Selector::Key);
+        }
+        let v = el.strip_prefix("v:")?;
+        serde_json::from_str(v).ok().map(Selector::Member)
     }
-    if let Some(f) = el.strip_prefix("f:") {
-        return cur.get(f);
+
+    fn matches(&self, item: &Value) -> bool {
+        match self {
+            Selector::Key(key) => key.iter().all(|(kk, kv)| item.get(kk) == Some(kv)),
+            Selector::Member(want) => item == want,
+        }
     }
-    if let Some(k) = el.strip_prefix("k:") {
-        let key: Map<String, Value> = serde_json::from_str(k).ok()?;
-        return cur
-            .as_array()?
-            .iter()
-            .find(|item| key.iter().all(|(kk, kv)| item.get(kk) == Some(kv)));
+
+    /// Which index a list is looked up in (the key's field names, or the whole value), and
+    /// the text to find there.
+    fn index_and_text(&self) -> (String, String) {
+        match self {
+            Selector::Key(key) => {
+                let mut names: Vec<&String> = key.keys().collect();
+                names.sort();
+                let values: Vec<&Value> = names.iter().map(|n| &key[n.as_str()]).collect();
+                let text: Vec<String> = values.iter().map(|v| canonical(v)).collect();
+                (format!("k{names:?}"), text.join("\0"))
+            }
+            Selector::Member(v) => ("v".to_owned(), canonical(v)),
+        }
     }
-    if let Some(v) = el.strip_prefix("v:") {
-        let want: Value = serde_json::from_str(v).ok()?;
-        return cur.as_array()?.iter().find(|item| **item == want);
+}
+
+/// A text equal for two values exactly when they are `==` (object members sorted, zero
+/// unsigned).
+pub(crate) fn canonical(v: &Value) -> String {
+    match v {
+        Value::Number(n) if n.is_f64() && n.as_f64() == Some(0.0) => "0.0".to_owned(),
+        Value::Array(items) => {
+            let inner: Vec<String> = items.iter().map(canonical).collect();
+            format!("[{}]", inner.join(","))
+        }
+        Value::Object(m) => {
+            let mut members: Vec<(&String, &Value)> = m.iter().collect();
+            members.sort_by(|a, b| a.0.cmp(b.0));
+            let inner: Vec<String> = members
+                .into_iter()
+                .map(|(k, v)| format!("{}:{}", Value::from(k.as_str()), canonical(v)))
+                .collect();
+            format!("{{{}}}", inner.join(","))
+        }
+        scalar => scalar.to_string(),
     }
-    None
+}
+
+/// Path lookups in one object, with each list indexed (on first use) by the item keys or
+/// values paths select by, so looking up every path of an object is not quadratic in its
+/// list lengths (a list of n keyed items was scanned once per path: n² for a big object).
+pub(crate) struct Lookup<'a> {
+    root: &'a Value,
+    /// (list address, index name) → item text → first position.
+    lists: std::cell::RefCell<HashMap<(usize, String), HashMap<String, usize>>>,
+}
+
+impl<'a> Lookup<'a> {
+    pub(crate) fn new(root: &'a Value) -> Lookup<'a> {
+        Lookup {
+            root,
+            lists: Default::default(),
+        }
+    }
+
+    /// The value a path points at.
+    pub(crate) fn value_at(&self, path: &[String]) -> Option<&'a Value> {
+        let mut cur = self.root;
+        for el in path {
+            cur = self.step(cur, el)?;
+        }
+        Some(cur)
+    }
+
+    fn step(&self, cur: &'a Value, el: &str) -> Option<&'a Value> {
+        if el == "." {
+            return Some(cur);
+        }
+        if let Some(f) = el.strip_prefix("f:") {
+            return cur.get(f);
+        }
+        let items = cur.as_array()?;
+        let selector = Selector::parse(el)?;
+        let (index, text) = selector.index_and_text();
+        let list = (std::ptr::from_ref(items) as usize, index);
+        let mut lists = self.lists.borrow_mut();
+        let positions = lists.entry(list).or_insert_with_key(|(_, index)| {
+            let mut positions = HashMap::new();
+            for (at, item) in items.iter().enumerate() {
+                let text = match &selector {
+                    Selector::Member(_) => Some(canonical(item)),
+                    Selector::Key(key) => {
+                        debug_assert!(index.starts_with('k'));
+                        let mut names: Vec<&String> = key.keys().collect();
+                        names.sort();
+                        names
+                            .iter()
+                            .map(|n| item.get(n.as_str()).map(canonical))
+                            .collect::<Option<Vec<String>>>()
+                            .map(|texts| texts.join("\0"))
+                    }
+                };
+                if let Some(text) = text {
+                    positions.entry(text).or_insert(at);
+                }
+            }
+            positions
+        });
+        let at = *positions.get(&text)?;
+        let item = &items[at];
+        debug_assert!(selector.matches(item));
+        Some(item)
+    }
 }
 
 /// Removes what a path points at (a field, a list item, a set member).
@@ -260,10 +358,9 @@ pub(crate) fn remove_path(obj: &mut Value, path: &[String]) {
         if let Some(m) = cur.as_object_mut() {
             m.remove(f);
         }
-    } else if let Some(arr) = cur.as_array_mut()
-        && let Some(pos) = arr
-            .iter()
-            .position(|item| step(&Value::Array(vec![item.clone()]), last).is_some())
+    } else if let Some(selector) = Selector::parse(last)
+        && let Some(arr) = cur.as_array_mut()
+        && let Some(pos) = arr.iter().position(|item| selector.matches(item))
     {
         arr.remove(pos);
     }
@@ -273,13 +370,10 @@ fn step_mut<'a>(cur: &'a mut Value, el: &str) -> Option<&'a mut Value> {
     if let Some(f) = el.strip_prefix("f:") {
         return cur.get_mut(f);
     }
-    let idx = {
-        let arr = cur.as_array()?;
-        let probe = Value::Array(arr.clone());
-        let found = step(&probe, el)?;
-        arr.iter().position(|i| i == found)?
-    };
-    cur.as_array_mut()?.get_mut(idx)
+    let selector = Selector::parse(el)?;
+    cur.as_array_mut()?
+        .iter_mut()
+        .find(|item| selector.matches(item))
 }
 
 /// True when `prefix` is a prefix of `path`.
@@ -341,7 +435,7 @@ mod tests {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        assert_eq!(value_at(&d, &p), Some(&json!("nginx")));
+        assert_eq!(Lookup::new(&d).value_at(&p), Some(&json!("nginx")));
         remove_path(&mut d, &p);
         assert!(
             d.pointer("/spec/template/spec/containers/0/image")

@@ -34,3 +34,28 @@ fn request_routing_corpus_never_panics() {
 fn body_decoding_corpus_never_panics() {
     run("body", drover_apiserver::fuzzing::body);
 }
+
+#[test]
+fn query_parameter_corpus_never_panics() {
+    run("query", drover_apiserver::fuzzing::query);
+}
+
+#[test]
+fn object_write_pipeline_corpus_never_panics() {
+    run("object", drover_apiserver::fuzzing::object);
+}
+
+#[test]
+fn patch_and_apply_corpus_never_panics() {
+    run("patch", drover_apiserver::fuzzing::patch);
+}
+
+#[test]
+fn crd_and_custom_resource_corpus_never_panics() {
+    run("crd", drover_apiserver::fuzzing::crd);
+}
+
+#[test]
+fn bearer_token_corpus_never_panics() {
+    run("token", drover_apiserver::fuzzing::token);
+}

@@ -29,7 +29,7 @@ mod strategic;
 
 use serde_json::Value;
 
-pub use json_patch::json_patch;
+pub use json_patch::{MAX_COPIED_BYTES, json_patch};
 pub use merge::merge_patch;
 pub use strategic::{MergeSchema, NoSchema, PatchStrategy, strategic_merge};
 
@@ -77,6 +77,17 @@ pub enum PatchError {
         from: String,
         /// The `path` pointer.
         path: String,
+    },
+    /// `copy` operations together copied more than [`MAX_COPIED_BYTES`]: each copy can
+    /// double the document, so a short patch could otherwise build an enormous one.
+    #[error(
+        "JSON patch operation {index} (copy): the patch copies more than {limit} bytes in total"
+    )]
+    CopyTooLarge {
+        /// Position of the operation in the patch, from 0.
+        index: usize,
+        /// The limit, [`MAX_COPIED_BYTES`].
+        limit: usize,
     },
     /// A `test` operation found a different value.
     #[error("JSON patch operation {index} (test {path:?}) failed: found {}, expected {expected}", .found.as_deref().unwrap_or("nothing"))]

@@ -59,3 +59,8 @@ fn json_patch_corpus_never_panics_and_failures_are_atomic() {
 fn strategic_merge_corpus_never_panics_and_matches_merge_patch_without_schema() {
     run_corpus("strategic_merge", fuzz::strategic_merge);
 }
+
+#[test]
+fn table_corpus_never_panics_and_rows_fit_the_columns() {
+    run_corpus("table", fuzz::table);
+}

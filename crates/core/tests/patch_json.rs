@@ -207,3 +207,30 @@ fn json_patch_add_replaces_an_existing_member_in_place() {
     .unwrap();
     assert_eq!(serde_json::to_string(&out).unwrap(), r#"{"a":9,"b":2}"#);
 }
+
+/// Found in the fuzzing campaign (reading the patch code for amplification; the json_patch fuzz
+/// binary timed out on it): each `copy` of the root to a new member doubles the document, so a
+/// 1.5 KB patch of 40 copies asked for 2^40 times the object (the server ran out of memory).
+/// The copies together are bounded; the document is left as it was.
+#[test]
+fn copies_that_double_the_document_are_bounded() {
+    let ops: Vec<Value> = (0..40)
+        .map(|i| json!({"op": "copy", "from": "", "path": format!("/b{i}")}))
+        .collect();
+    let doc = json!({"a": "x".repeat(64)});
+    let mut target = doc.clone();
+    let err = json_patch(&mut target, &Value::Array(ops)).expect_err("too much copying");
+    assert!(
+        matches!(err, PatchError::CopyTooLarge { limit, .. } if limit == drover_core::patch::MAX_COPIED_BYTES),
+        "{err}"
+    );
+    assert_eq!(target, doc);
+    // A few copies of a small document are fine.
+    let ops: Vec<Value> = (0..8)
+        .map(|i| json!({"op": "copy", "from": "", "path": format!("/b{i}")}))
+        .collect();
+    let mut target = json!({"a": 1});
+    json_patch(&mut target, &Value::Array(ops)).expect("small copies");
+    assert_eq!(target.as_object().map(|m| m.len()), Some(9));
+    assert_eq!(target["b7"]["b6"]["a"], 1);
+}

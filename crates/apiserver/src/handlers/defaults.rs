@@ -17,6 +17,12 @@ pub(crate) async fn prepare_create(
     obj: &mut Value,
 ) -> ApiResult<()> {
     let _ = state;
+    create_defaults(res, obj);
+    Ok(())
+}
+
+/// The defaults [`prepare_create`] applies (they need nothing but the object).
+pub(super) fn create_defaults(res: &Resource, obj: &mut Value) {
     if is(res, "", "Secret") {
         fold_string_data(obj);
     }
@@ -116,7 +122,6 @@ pub(crate) async fn prepare_create(
         }
         _ => {}
     }
-    Ok(())
 }
 
 fn default_pod_spec(spec: Option<&mut Value>) {

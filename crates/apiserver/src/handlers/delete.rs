@@ -11,7 +11,8 @@ use crate::body::Body;
 use crate::meta::meta_str;
 use crate::negotiate;
 use crate::objects::decode_stored;
-use crate::status::{ApiError, ApiResult};
+use crate::route::Query;
+use crate::status::{ApiError, ApiResult, Target};
 
 /// Options of a delete: from the body (JSON or protobuf `DeleteOptions`) and the query.
 pub(crate) struct DeleteOptions {
@@ -23,10 +24,21 @@ pub(crate) struct DeleteOptions {
 }
 
 fn delete_options(ctx: &Ctx<'_>) -> ApiResult<DeleteOptions> {
-    let body = if ctx.body.is_empty() {
+    parse_delete_options(ctx.content_type(), &ctx.body, ctx.query, &|| ctx.target())
+}
+
+/// `DeleteOptions` from a request body (empty: none) and the query; `target` names the
+/// object in errors.
+pub(super) fn parse_delete_options(
+    content_type: Option<&str>,
+    raw: &[u8],
+    query: &Query,
+    target: &dyn Fn() -> Target,
+) -> ApiResult<DeleteOptions> {
+    let body = if raw.is_empty() {
         Value::Null
     } else {
-        negotiate::decode_object(ctx.content_type(), &ctx.body)?
+        negotiate::decode_object(content_type, raw)?
     };
     let mut propagation = body
         .get("propagationPolicy")
@@ -37,14 +49,14 @@ fn delete_options(ctx: &Ctx<'_>) -> ApiResult<DeleteOptions> {
     {
         propagation = Some(if orphan { "Orphan" } else { "Background" }.to_owned());
     }
-    if let Some(p) = ctx.query.get("propagationPolicy") {
+    if let Some(p) = query.get("propagationPolicy") {
         propagation = Some(p.to_owned());
     }
     if let Some(p) = &propagation
         && !matches!(p.as_str(), "Orphan" | "Background" | "Foreground")
     {
         return Err(ApiError::Invalid {
-            target: ctx.target(),
+            target: target(),
             kind: "DeleteOptions".into(),
             causes: vec![crate::status::Cause::new(
                 "FieldValueNotSupported",
@@ -58,12 +70,8 @@ fn delete_options(ctx: &Ctx<'_>) -> ApiResult<DeleteOptions> {
     let grace = body
         .get("gracePeriodSeconds")
         .and_then(Value::as_i64)
-        .or_else(|| {
-            ctx.query
-                .get("gracePeriodSeconds")
-                .and_then(|g| g.parse().ok())
-        });
-    let dry_run = ctx.dry_run()?
+        .or_else(|| query.get("gracePeriodSeconds").and_then(|g| g.parse().ok()));
+    let dry_run = super::dry_run(query)?
         || body
             .get("dryRun")
             .and_then(Value::as_array)

@@ -4,6 +4,7 @@ mod convert;
 mod defaults;
 mod delete;
 mod fields;
+pub(crate) mod fuzzing;
 mod read;
 mod reviews;
 mod strategy;
@@ -69,15 +70,7 @@ impl Ctx<'_> {
     }
 
     pub(crate) fn dry_run(&self) -> ApiResult<bool> {
-        let all = self.query.all("dryRun");
-        match all.as_slice() {
-            [] => Ok(false),
-            values if values.iter().all(|v| *v == "All") => Ok(true),
-            other => Err(ApiError::BadRequest(format!(
-                "invalid dryRun value {:?}: the only supported value is \"All\"",
-                other.iter().find(|v| **v != "All").unwrap_or(&"")
-            ))),
-        }
+        dry_run(self.query)
     }
 
     /// The field manager: `fieldManager`, or the user agent's first token as upstream does.
@@ -111,6 +104,19 @@ impl Ctx<'_> {
                 )
                 .unwrap_or_else(|| self.res.clone())
         }
+    }
+}
+
+/// The `dryRun` parameter: absent, or `All` (every time it is given).
+fn dry_run(query: &Query) -> ApiResult<bool> {
+    let all = query.all("dryRun");
+    match all.as_slice() {
+        [] => Ok(false),
+        values if values.iter().all(|v| *v == "All") => Ok(true),
+        other => Err(ApiError::BadRequest(format!(
+            "invalid dryRun value {:?}: the only supported value is \"All\"",
+            other.iter().find(|v| **v != "All").unwrap_or(&"")
+        ))),
     }
 }
 

@@ -16,7 +16,7 @@ use super::{Ctx, convert, fields};
 use crate::body::Body;
 use crate::negotiate::{self, Encoding, Output};
 use crate::objects::{decode_stored, parse_rv};
-use crate::route::Route;
+use crate::route::{Query, Route};
 use crate::state::State;
 use crate::status::{ApiError, ApiResult};
 
@@ -28,31 +28,24 @@ pub(crate) struct Selection {
 
 impl Selection {
     pub(crate) fn from_query(ctx: &Ctx<'_>) -> ApiResult<Selection> {
+        Selection::parse(ctx.query, &ctx.res)
+    }
+
+    /// Parses `labelSelector` and `fieldSelector`; fields must be ones `res` can select on.
+    pub(crate) fn parse(query: &Query, res: &Resource) -> ApiResult<Selection> {
         let labels =
-            match ctx
-                .query
-                .get("labelSelector")
-                .filter(|s| !s.trim().is_empty())
-            {
+            match query.get("labelSelector").filter(|s| !s.trim().is_empty()) {
                 Some(s) => Some(s.parse::<Selector>().map_err(|e| {
                     ApiError::BadRequest(format!("unable to parse requirement: {e}"))
                 })?),
                 None => None,
             };
-        let fields = match ctx
-            .query
-            .get("fieldSelector")
-            .filter(|s| !s.trim().is_empty())
-        {
+        let fields = match query.get("fieldSelector").filter(|s| !s.trim().is_empty()) {
             Some(s) => {
                 let sel =
                     FieldSelector::parse(s).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-                let supported = fields::supported(&ctx.res.gv.group, &ctx.res.kind);
-                let custom: &[String] = ctx
-                    .res
-                    .custom
-                    .as_ref()
-                    .map_or(&[], |c| &c.selectable_fields);
+                let supported = fields::supported(&res.gv.group, &res.kind);
+                let custom: &[String] = res.custom.as_ref().map_or(&[], |c| &c.selectable_fields);
                 for req in sel.requirements() {
                     let f = req.field.as_str();
                     if f != "metadata.name"
@@ -124,17 +117,17 @@ pub(crate) async fn get(ctx: Ctx<'_>) -> ApiResult<Response<Body>> {
 }
 
 /// A position in a paginated list.
-struct ContinueToken {
-    revision: Revision,
+pub(super) struct ContinueToken {
+    pub(super) revision: Revision,
     /// The last key returned.
-    after: String,
+    pub(super) after: String,
 }
 
-fn encode_continue(revision: Revision, after: &str) -> String {
+pub(super) fn encode_continue(revision: Revision, after: &str) -> String {
     B64.encode(json!({"v": "meta.k8s.io/v1", "rv": revision, "start": after}).to_string())
 }
 
-fn decode_continue(token: &str) -> ApiResult<ContinueToken> {
+pub(super) fn decode_continue(token: &str) -> ApiResult<ContinueToken> {
     let bad = || {
         ApiError::BadRequest("invalid value for continue: the continue token is malformed; restart the list without it".into())
     };
@@ -154,17 +147,22 @@ pub(crate) fn list_prefix(ctx: &Ctx<'_>) -> String {
     }
 }
 
-/// LIST.
-pub(crate) async fn list(ctx: Ctx<'_>) -> ApiResult<Response<Body>> {
-    let selection = Selection::from_query(&ctx)?;
-    let limit: usize = match ctx.query.get("limit").filter(|l| !l.is_empty()) {
+/// The `limit` parameter: 0 (unset) means no limit.
+pub(super) fn parse_limit(query: &Query) -> ApiResult<usize> {
+    match query.get("limit").filter(|l| !l.is_empty()) {
         Some(l) => l.parse().map_err(|_| {
             ApiError::BadRequest(format!(
                 "invalid limit {l:?}: must be a non-negative integer"
             ))
-        })?,
-        None => 0,
-    };
+        }),
+        None => Ok(0),
+    }
+}
+
+/// LIST.
+pub(crate) async fn list(ctx: Ctx<'_>) -> ApiResult<Response<Body>> {
+    let selection = Selection::from_query(&ctx)?;
+    let limit = parse_limit(ctx.query)?;
     let prefix = list_prefix(&ctx);
     let rv = ctx.query.get("resourceVersion").filter(|r| !r.is_empty());
     let rv_match = ctx

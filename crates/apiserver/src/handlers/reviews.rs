@@ -43,7 +43,11 @@ fn key_id(public: &[u8]) -> String {
 
 /// Issues a signed token.
 fn sign(state: &State, claims: &Value) -> ApiResult<String> {
-    let key = &state.sa_key;
+    sign_with(&state.sa_key, claims)
+}
+
+/// Issues a token signed with `key`.
+pub(super) fn sign_with(key: &EcdsaKeyPair, claims: &Value) -> ApiResult<String> {
     let header = json!({"alg": "ES256", "kid": key_id(key.public_key().as_ref())});
     let signing_input = format!(
         "{}.{}",
@@ -58,7 +62,11 @@ fn sign(state: &State, claims: &Value) -> ApiResult<String> {
 
 /// Verifies a token issued by [`sign`] and returns its user.
 pub(crate) fn verify_token(state: &State, token: &str) -> Result<User, String> {
-    let key = &state.sa_key;
+    verify_with(&state.sa_key, token)
+}
+
+/// Verifies a token signed with `key` and returns its user.
+pub(super) fn verify_with(key: &EcdsaKeyPair, token: &str) -> Result<User, String> {
     let mut parts = token.split('.');
     let (Some(h), Some(c), Some(s), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())

@@ -96,6 +96,16 @@ struct Watcher {
     last: Revision,
 }
 
+/// The `timeoutSeconds` parameter (the default when unset).
+pub(super) fn parse_timeout(query: &crate::route::Query) -> ApiResult<Duration> {
+    match query.get("timeoutSeconds").filter(|t| !t.is_empty()) {
+        Some(t) => Ok(Duration::from_secs(t.parse().map_err(|_| {
+            ApiError::BadRequest(format!("invalid timeoutSeconds {t:?}"))
+        })?)),
+        None => Ok(DEFAULT_TIMEOUT),
+    }
+}
+
 /// Serves a watch.
 pub(crate) async fn watch(ctx: Ctx<'_>) -> ApiResult<Response<Body>> {
     let selection = Selection::from_query(&ctx)?;
@@ -124,13 +134,7 @@ pub(crate) async fn watch(ctx: Ctx<'_>) -> ApiResult<Response<Body>> {
             )],
         });
     }
-    let timeout = match ctx.query.get("timeoutSeconds").filter(|t| !t.is_empty()) {
-        Some(t) => Duration::from_secs(
-            t.parse()
-                .map_err(|_| ApiError::BadRequest(format!("invalid timeoutSeconds {t:?}")))?,
-        ),
-        None => DEFAULT_TIMEOUT,
-    };
+    let timeout = parse_timeout(ctx.query)?;
     let prefix = list_prefix(&ctx);
     let rv = ctx.query.get("resourceVersion").filter(|r| !r.is_empty());
     let state = Arc::clone(ctx.state);

@@ -4,11 +4,17 @@ use serde_json::{Map, Value};
 
 use super::{PatchError, json_type};
 
+/// `copy` operations may copy at most this many bytes (of JSON) in one patch, together:
+/// each copy can double the document, so without a bound a patch of a few dozen copies
+/// builds terabytes. Far above the largest object a store takes (1.5 MiB).
+pub const MAX_COPIED_BYTES: usize = 16 << 20;
+
 /// Applies a JSON patch (RFC 6902): a list of `add`, `remove`, `replace`, `move`, `copy`
 /// and `test` operations, in order. Atomic: on error `target` is left unchanged.
 ///
 /// Array indices follow upstream (`evanphx/json-patch` as the Kubernetes API server uses
-/// it): `-` appends for `add`, and a negative index counts from the end.
+/// it): `-` appends for `add`, and a negative index counts from the end. `copy` operations
+/// together may copy at most [`MAX_COPIED_BYTES`] ([`PatchError::CopyTooLarge`] beyond).
 pub fn json_patch(target: &mut Value, ops: &Value) -> Result<(), PatchError> {
     let Value::Array(ops) = ops else {
         return Err(PatchError::NotAnOperationList {
@@ -17,12 +23,46 @@ pub fn json_patch(target: &mut Value, ops: &Value) -> Result<(), PatchError> {
     };
     // Work on a copy so a failing operation leaves the target untouched.
     let mut doc = target.clone();
+    let mut copy_budget = MAX_COPIED_BYTES;
     for (index, op) in ops.iter().enumerate() {
         let op = Operation::parse(index, op)?;
-        op.apply(index, &mut doc)?;
+        op.apply(index, &mut doc, &mut copy_budget)?;
     }
     *target = doc;
     Ok(())
+}
+
+/// The length of `v` as compact JSON (strings counted unescaped), or `None` once it exceeds
+/// `budget` (it stops there, so measuring a huge value costs no more than the budget).
+fn encoded_len_within(v: &Value, budget: usize) -> Option<usize> {
+    fn walk(v: &Value, used: &mut usize, budget: usize) -> Option<()> {
+        let here = match v {
+            Value::Null | Value::Bool(true) => 4,
+            Value::Bool(false) => 5,
+            Value::Number(n) => n.to_string().len(),
+            Value::String(s) => s.len() + 2,
+            Value::Array(items) => {
+                *used += 2 + items.len().saturating_sub(1);
+                for item in items {
+                    walk(item, used, budget)?;
+                }
+                0
+            }
+            Value::Object(m) => {
+                *used += 2 + m.len().saturating_sub(1);
+                for (k, item) in m {
+                    *used += k.len() + 3;
+                    walk(item, used, budget)?;
+                }
+                0
+            }
+        };
+        *used += here;
+        (*used <= budget).then_some(())
+    }
+    let mut used = 0;
+    walk(v, &mut used, budget)?;
+    Some(used)
 }
 
 struct Pointer<'a> {
@@ -168,7 +208,12 @@ impl<'a> Operation<'a> {
         })
     }
 
-    fn apply(&self, index: usize, doc: &mut Value) -> Result<(), PatchError> {
+    fn apply(
+        &self,
+        index: usize,
+        doc: &mut Value,
+        copy_budget: &mut usize,
+    ) -> Result<(), PatchError> {
         let not_found = |pointer: &Pointer<'_>, reason: String| PatchError::PathNotFound {
             index,
             op: self.name.to_string(),
@@ -203,7 +248,16 @@ impl<'a> Operation<'a> {
             }
             Kind::Copy => {
                 let from = self.from.as_ref().expect("copy has from");
-                let copied = resolve(doc, from).map_err(|r| not_found(from, r))?.clone();
+                let source = resolve(doc, from).map_err(|r| not_found(from, r))?;
+                *copy_budget = copy_budget
+                    .checked_sub(encoded_len_within(source, *copy_budget).ok_or(
+                        PatchError::CopyTooLarge {
+                            index,
+                            limit: MAX_COPIED_BYTES,
+                        },
+                    )?)
+                    .expect("within the budget");
+                let copied = source.clone();
                 add(doc, path, copied).map_err(|r| not_found(path, r))
             }
             Kind::Test => self.test(index, doc),
@@ -400,4 +454,27 @@ fn objects_equal(x: &Map<String, Value>, y: &Map<String, Value>) -> bool {
     x.len() == y.len()
         && x.iter()
             .all(|(k, v)| y.get(k).is_some_and(|w| json_equal(v, w)))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::encoded_len_within;
+
+    #[test]
+    fn encoded_length_is_the_compact_json_length_and_stops_at_the_budget() {
+        for v in [
+            json!(null),
+            json!(false),
+            json!(-12.5),
+            json!([]),
+            json!({}),
+            json!({"a": [1, true, "xy", {"b": null}], "cc": {}}),
+        ] {
+            let len = v.to_string().len();
+            assert_eq!(encoded_len_within(&v, len), Some(len), "{v}");
+            assert_eq!(encoded_len_within(&v, len - 1), None, "{v}");
+        }
+    }
 }

@@ -1,5 +1,7 @@
 //! JSON merge patch (RFC 7386).
 
+use std::collections::HashSet;
+
 use serde_json::{Map, Value};
 
 use super::prune_nulls;
@@ -23,10 +25,12 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
     let Value::Object(doc) = target else {
         unreachable!("target was just made an object")
     };
+    // Deleted keys go in one pass at the end: removing one key keeps the order of the rest
+    // by shifting them all, so a patch deleting n of n keys one by one cost n².
+    let mut deleted: HashSet<&str> = HashSet::new();
     for (key, value) in patch {
         if value.is_null() {
-            // shift_remove keeps the order of the remaining keys.
-            doc.shift_remove(key);
+            deleted.insert(key);
             continue;
         }
         match doc.get_mut(key) {
@@ -44,5 +48,8 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
                 doc.insert(key.clone(), added);
             }
         }
+    }
+    if !deleted.is_empty() {
+        doc.retain(|key, _| !deleted.contains(key.as_str()));
     }
 }

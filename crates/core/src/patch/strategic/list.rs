@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value};
 
-use super::order::{self, Identity};
+use super::order::{self, Identity, ValueSet, canonical};
 use super::{
     DIRECTIVE, MergeSchema, SET_ELEMENT_ORDER, child, directive_field, merge_map, new_list,
     new_value, strategy_of,
@@ -107,10 +107,13 @@ impl<S: MergeSchema> ListMerge<'_, S> {
     ) -> Result<Vec<Value>, PatchError> {
         match element_kind([&original, patch], self.path)? {
             None => Ok(original),
-            Some(Elements::Primitives) if self.delete_list => Ok(original
-                .into_iter()
-                .filter(|v| !patch.contains(v))
-                .collect()),
+            Some(Elements::Primitives) if self.delete_list => {
+                let deleted = ValueSet::of(patch);
+                Ok(original
+                    .into_iter()
+                    .filter(|v| !deleted.contains(v))
+                    .collect())
+            }
             Some(Elements::Primitives) => Ok(self.merge_primitives(original, patch)),
             Some(Elements::Objects) if self.delete_list => Err(invalid_list(
                 self.path,
@@ -123,12 +126,14 @@ impl<S: MergeSchema> ListMerge<'_, S> {
     /// A set union, ordered as upstream orders it.
     fn merge_primitives(&self, original: Vec<Value>, patch: &[Value]) -> Vec<Value> {
         let mut merged: Vec<Value> = Vec::with_capacity(original.len() + patch.len());
+        let mut seen = ValueSet::default();
         for v in original.iter().chain(patch) {
-            if !merged.contains(v) {
+            if seen.insert(v) {
                 merged.push(v.clone());
             }
         }
-        let (in_patch, server_only) = merged.into_iter().partition(|v| patch.contains(v));
+        let in_patch_set = ValueSet::of(patch);
+        let (in_patch, server_only) = merged.into_iter().partition(|v| in_patch_set.contains(v));
         let patch_order: Vec<Option<&Value>> = patch.iter().map(Some).collect();
         let server_order: Vec<Option<&Value>> = original.iter().map(Some).collect();
         order::normalize(
@@ -176,6 +181,7 @@ impl<S: MergeSchema> ListMerge<'_, S> {
     ) -> Result<(Vec<Value>, PlainElements<'p>, bool), PatchError> {
         let mut plain = Vec::new();
         let mut replace = false;
+        let mut deleted = ValueSet::default();
         for (i, element) in patch.iter().enumerate() {
             let Some(directive) = element.get(DIRECTIVE) else {
                 plain.push((i, element));
@@ -183,8 +189,7 @@ impl<S: MergeSchema> ListMerge<'_, S> {
             };
             match directive.as_str() {
                 Some("delete") => {
-                    let value = key_of(element, key, &self.path.index(i))?;
-                    original.retain(|o| o.get(key) != Some(value));
+                    deleted.insert(key_of(element, key, &self.path.index(i))?);
                 }
                 Some("replace") => replace = true,
                 Some("merge") => {
@@ -201,6 +206,7 @@ impl<S: MergeSchema> ListMerge<'_, S> {
                 }
             }
         }
+        original.retain(|o| o.get(key).is_none_or(|v| !deleted.contains(v)));
         Ok((original, plain, replace))
     }
 
@@ -215,14 +221,27 @@ impl<S: MergeSchema> ListMerge<'_, S> {
         // Merging never changes an element's key, so the original order is its keys now.
         let server_keys: Vec<Option<Value>> =
             original.iter().map(|o| o.get(key).cloned()).collect();
+        // The first element with each key value, kept up to date as elements are appended.
+        let mut first_with_key: std::collections::HashMap<String, usize> =
+            std::collections::HashMap::with_capacity(original.len());
+        for (at, o) in original.iter().enumerate() {
+            if let Some(v) = o.get(key) {
+                first_with_key.entry(canonical(v)).or_insert(at);
+            }
+        }
         for &(i, element) in plain {
             let element_path = self.path.index(i);
             let value = key_of(element, key, &element_path)?;
-            let (Some(at), Value::Object(patch_map)) = (
-                original.iter().position(|o| o.get(key) == Some(value)),
-                element,
-            ) else {
+            let (Some(&at), Value::Object(patch_map)) =
+                (first_with_key.get(&canonical(value)), element)
+            else {
+                let before = original.len();
                 original.extend(new_value(element, self.items, &element_path)?);
+                for (at, o) in original.iter().enumerate().skip(before) {
+                    if let Some(v) = o.get(key) {
+                        first_with_key.entry(canonical(v)).or_insert(at);
+                    }
+                }
                 continue;
             };
             let Value::Object(existing) = std::mem::take(&mut original[at]) else {
@@ -234,11 +253,12 @@ impl<S: MergeSchema> ListMerge<'_, S> {
 
         let patch_order: Vec<Option<&Value>> = plain.iter().map(|(_, e)| e.get(key)).collect();
         let server_order: Vec<Option<&Value>> = server_keys.iter().map(Option::as_ref).collect();
+        let in_patch_keys = ValueSet::of(patch_order.iter().flatten().copied());
         let mut in_patch = Vec::new();
         let mut server_only = Vec::new();
         for element in original {
             let value = key_of(&element, key, self.path)?;
-            if patch_order.contains(&Some(value)) {
+            if in_patch_keys.contains(value) {
                 in_patch.push(element);
             } else {
                 server_only.push(element);
@@ -354,15 +374,15 @@ fn enforce_order(
         }
         _ => Identity::Value,
     };
+    let listed_keys =
+        merge_key.map(|key| ValueSet::of(order_list.iter().filter_map(|o| o.get(key))));
+    let listed_values = ValueSet::of(order_list);
     let mut in_order = Vec::new();
     let mut server_only = Vec::new();
     for element in merged {
-        let listed = match merge_key {
-            Some(key) => {
-                let value = key_of(&element, key, field_path)?;
-                order_list.iter().any(|o| o.get(key) == Some(value))
-            }
-            None => order_list.contains(&element),
+        let listed = match (merge_key, &listed_keys) {
+            (Some(key), Some(keys)) => keys.contains(key_of(&element, key, field_path)?),
+            _ => listed_values.contains(&element),
         };
         if listed {
             in_order.push(element);

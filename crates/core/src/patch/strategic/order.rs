@@ -2,6 +2,8 @@
 //! elements in the order the patch (or `$setElementOrder`) gives, the original's other
 //! elements in their original order, and the two interleaved by original position.
 
+use std::collections::{HashMap, HashSet};
+
 use serde_json::Value;
 
 /// How list elements are identified when comparing positions.
@@ -39,8 +41,81 @@ pub(super) fn normalize(
     merge_sorted(server_only, in_patch, server_order, identity)
 }
 
-fn position(order: &[Option<&Value>], id: Option<&Value>) -> Option<usize> {
-    order.iter().position(|o| *o == id)
+/// A text that is the same for two values exactly when they compare equal (`==`): compact
+/// JSON with object members sorted (`Map` equality ignores their order) and zero unsigned.
+/// Lists are merged through sets and maps of these, not by comparing every pair of
+/// elements: a patch of n elements against n would otherwise cost n² comparisons.
+pub(super) fn canonical(v: &Value) -> String {
+    fn write(v: &Value, out: &mut String) {
+        match v {
+            Value::Number(n) if n.as_f64() == Some(0.0) && n.is_f64() => out.push_str("0.0"),
+            Value::Array(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    write(item, out);
+                }
+                out.push(']');
+            }
+            Value::Object(m) => {
+                let mut members: Vec<(&String, &Value)> = m.iter().collect();
+                members.sort_by(|a, b| a.0.cmp(b.0));
+                out.push('{');
+                for (i, (k, item)) in members.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&Value::from(k.as_str()).to_string());
+                    out.push(':');
+                    write(item, out);
+                }
+                out.push('}');
+            }
+            scalar => out.push_str(&scalar.to_string()),
+        }
+    }
+    let mut out = String::new();
+    write(v, &mut out);
+    out
+}
+
+/// A set of values, by [`canonical`] text.
+#[derive(Default)]
+pub(super) struct ValueSet(HashSet<String>);
+
+impl ValueSet {
+    pub(super) fn of<'v>(values: impl IntoIterator<Item = &'v Value>) -> ValueSet {
+        ValueSet(values.into_iter().map(canonical).collect())
+    }
+
+    /// Adds `v`; false if it was there.
+    pub(super) fn insert(&mut self, v: &Value) -> bool {
+        self.0.insert(canonical(v))
+    }
+
+    pub(super) fn contains(&self, v: &Value) -> bool {
+        self.0.contains(&canonical(v))
+    }
+}
+
+/// The first position of each identity in an order list: what
+/// `order.iter().position(|o| *o == id)` finds, without the scan.
+pub(super) struct Positions(HashMap<Option<String>, usize>);
+
+impl Positions {
+    pub(super) fn of(order: &[Option<&Value>]) -> Positions {
+        let mut map = HashMap::with_capacity(order.len());
+        for (i, id) in order.iter().enumerate() {
+            map.entry(id.map(canonical)).or_insert(i);
+        }
+        Positions(map)
+    }
+
+    pub(super) fn get(&self, id: Option<&Value>) -> Option<usize> {
+        self.0.get(&id.map(canonical)).copied()
+    }
 }
 
 /// A stable sort by position in `order`. Elements of an object list that carry
@@ -56,9 +131,10 @@ fn sort_by_order(
             .partition(|v| v.get("$patch").and_then(Value::as_str) != Some("delete")),
         Identity::Value => (items, Vec::new()),
     };
+    let positions = Positions::of(order);
     let mut keyed: Vec<(Option<usize>, Value)> = items
         .into_iter()
-        .map(|v| (position(order, identity.of(&v)), v))
+        .map(|v| (positions.get(identity.of(&v)), v))
         .collect();
     if keyed.iter().all(|(p, _)| p.is_some()) {
         keyed.sort_by_key(|(p, _)| *p);
@@ -92,9 +168,10 @@ fn merge_sorted(
     server_order: &[Option<&Value>],
     identity: Identity<'_>,
 ) -> Vec<Value> {
+    let server_positions = Positions::of(server_order);
     let positions = |list: &[Value]| -> Vec<Option<usize>> {
         list.iter()
-            .map(|v| position(server_order, identity.of(v)))
+            .map(|v| server_positions.get(identity.of(v)))
             .collect()
     };
     let (left_pos, right_pos) = (positions(&left), positions(&right));
