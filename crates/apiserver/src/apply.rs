@@ -261,11 +261,7 @@ pub(crate) fn apply_to(
     let others: FieldSet = list.iter().flat_map(|e| e.set.iter().cloned()).collect();
     let mut removed: Vec<&Path> = prev
         .difference(&applied_set)
-        .filter(|p| {
-            !others.iter().any(|o| {
-                fieldset::has_prefix(o, p) || fieldset::has_prefix(p, o) && o.len() == p.len()
-            })
-        })
+        .filter(|p| !fieldset::any_under(&others, p))
         .collect();
     // Remove deepest paths first so item markers go after their fields.
     removed.sort_by_key(|p| std::cmp::Reverse(p.len()));
@@ -275,9 +271,7 @@ pub(crate) fn apply_to(
         } else {
             &p[..]
         };
-        if p.last().map(String::as_str) == Some(".")
-            && others.iter().any(|o| fieldset::has_prefix(o, item_prefix))
-        {
+        if p.last().map(String::as_str) == Some(".") && fieldset::any_under(&others, item_prefix) {
             continue;
         }
         fieldset::remove_path(&mut out, p);

@@ -381,10 +381,53 @@ pub(crate) fn has_prefix(path: &[String], prefix: &[String]) -> bool {
     path.len() >= prefix.len() && path[..prefix.len()] == *prefix
 }
 
+/// True when some path of `set` starts with `prefix` (or is it). The paths that do sort
+/// together right from `prefix` on, so this is one ordered lookup, not a scan.
+pub(crate) fn any_under(set: &FieldSet, prefix: &[String]) -> bool {
+    use std::ops::Bound;
+    set.range::<[String], _>((Bound::Included(prefix), Bound::Unbounded))
+        .next()
+        .is_some_and(|p| has_prefix(p, prefix))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn any_under_answers_like_a_scan_of_the_whole_set() {
+        let path = |s: &str| -> Path { s.split('/').map(str::to_owned).collect() };
+        // Neighbours that a string-prefix or an off-by-one range would confuse.
+        let set: FieldSet = [
+            "f:a/f:x",
+            "f:ab",
+            "f:b/k:{\"name\":\"c\"}/.",
+            "f:b/k:{\"name\":\"c\"}/f:image",
+            "f:c",
+        ]
+        .iter()
+        .map(|s| path(s))
+        .collect();
+        let scan = |prefix: &[String]| set.iter().any(|p| has_prefix(p, prefix));
+        for prefix in [
+            "f:a",
+            "f:a/f:x",
+            "f:a/f:y",
+            "f:ab",
+            "f:aa",
+            "f:b",
+            "f:b/k:{\"name\":\"c\"}",
+            "f:b/k:{\"name\":\"d\"}",
+            "f:c/f:z",
+            "f:d",
+        ] {
+            let prefix = path(prefix);
+            assert_eq!(any_under(&set, &prefix), scan(&prefix), "{prefix:?}");
+        }
+        // Control: the checks above can fail — a path is found under its own prefix only.
+        assert!(any_under(&set, &path("f:a")) && !any_under(&set, &path("f:aa")));
+    }
 
     fn deploy() -> Value {
         json!({
