@@ -1,8 +1,7 @@
 //! The child's raw syscalls (and the parent's signal and dumpable setup): each a thin,
 //! allocation-free wrapper with its SAFETY argument.
 
-use std::ffi::CStr;
-use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd};
 
 use anyhow::{Context, bail};
 use rustix::io::Errno;
@@ -114,8 +113,8 @@ pub(super) fn close_inherited_fds(preserve: u32) -> Result<(), ChildError> {
 /// Reopens the `O_PATH` fifo for writing — this blocks until `start` opens it for reading —
 /// and writes one byte.
 pub(super) fn wait_fifo(fifo: BorrowedFd<'_>) -> Result<(), ChildError> {
-    let mut path = [0u8; 32];
-    let p = proc_fd_path(&mut path, fifo.as_raw_fd());
+    let path = crate::rootfs::FdPath::new(fifo);
+    let p = path.as_cstr();
     let fd = loop {
         match rustix::fs::open(
             p,
@@ -129,28 +128,6 @@ pub(super) fn wait_fifo(fifo: BorrowedFd<'_>) -> Result<(), ChildError> {
     };
     step(STEP_FIFO_WRITE, rustix::io::write(&fd, b"0"))?;
     Ok(())
-}
-
-/// Formats `/proc/self/fd/N` into `buf` without allocating.
-pub(super) fn proc_fd_path(buf: &mut [u8; 32], fd: RawFd) -> &CStr {
-    const PREFIX: &[u8] = b"/proc/self/fd/";
-    buf[..PREFIX.len()].copy_from_slice(PREFIX);
-    let mut digits = [0u8; 10];
-    let mut n = fd as u32;
-    let mut len = 0;
-    loop {
-        digits[len] = b'0' + (n % 10) as u8;
-        len += 1;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    for i in 0..len {
-        buf[PREFIX.len() + i] = digits[len - 1 - i];
-    }
-    buf[PREFIX.len() + len] = 0;
-    CStr::from_bytes_until_nul(&buf[..]).unwrap_or(c"/proc/self/fd/")
 }
 
 /// Restores the signal mask, and SIGPIPE's default action (Rust ignores SIGPIPE in the runtime,
@@ -230,18 +207,5 @@ pub fn block_signals() -> anyhow::Result<(libc::sigset_t, libc::sigset_t)> {
             bail!("sigprocmask: {}", std::io::Error::last_os_error());
         }
         Ok((all, old))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn proc_fd_path_formats_numbers() {
-        let mut b = [0u8; 32];
-        assert_eq!(proc_fd_path(&mut b, 7), c"/proc/self/fd/7");
-        assert_eq!(proc_fd_path(&mut b, 1234567), c"/proc/self/fd/1234567");
-        assert_eq!(proc_fd_path(&mut b, 0), c"/proc/self/fd/0");
     }
 }

@@ -35,6 +35,7 @@ use rustix::fs::FileType;
 use rustix::io::Errno;
 
 use crate::sys::ChildError;
+pub(crate) use path::FdPath;
 use path::{InRootPath, Kind};
 
 pub use apply::bind_console;
