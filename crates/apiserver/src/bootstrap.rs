@@ -16,7 +16,8 @@ use crate::status::{ApiError, ApiResult};
 
 const NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
 
-fn res(state: &State, group: &str, version: &str, plural: &str) -> Resource {
+/// A built-in resource by group, version and plural (registered, so this cannot fail).
+pub(crate) fn res(state: &State, group: &str, version: &str, plural: &str) -> Resource {
     state
         .resources
         .find(group, version, plural)

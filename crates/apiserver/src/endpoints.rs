@@ -18,7 +18,7 @@ use std::time::Duration;
 use drover_core::registry::Resource;
 use serde_json::{Value, json};
 
-use crate::leader::now_micros;
+use crate::leader::{micro_time, now_micros};
 use crate::meta::{self, meta_str};
 use crate::objects::{Decision, decode_stored};
 use crate::state::State;
@@ -38,12 +38,9 @@ const ADDRESS_ANNOTATION: &str = "drover.io/apiserver-address";
 /// The namespace of the identity Leases.
 const LEASE_NAMESPACE: &str = "kube-system";
 
+/// A built-in `v1` resource of `group`.
 fn res(state: &State, group: &str, plural: &str) -> Resource {
-    let version = "v1";
-    state
-        .resources
-        .find(group, version, plural)
-        .expect("built-in resource is registered")
+    crate::bootstrap::res(state, group, "v1", plural)
 }
 
 /// The host and port this server advertises: its bound address.
@@ -71,15 +68,6 @@ pub(crate) fn lease_name(host: &str, port: u16) -> String {
     name.push('-');
     name.push_str(&port.to_string());
     name
-}
-
-/// `metav1.MicroTime` for `micros` since the epoch.
-fn micro_time(micros: i64) -> String {
-    drover_core::time::format_rfc3339(
-        micros.div_euclid(1_000_000),
-        Some(micros.rem_euclid(1_000_000) as u32),
-    )
-    .unwrap_or_else(|| "1970-01-01T00:00:00.000000Z".into())
 }
 
 /// One server as its Lease describes it.
@@ -120,9 +108,13 @@ async fn renew(state: &State, host: &str, port: u16) -> ApiResult<()> {
     let lease_res = res(state, "coordination.k8s.io", "leases");
     let name = lease_name(host, port);
     let now = micro_time(now_micros());
-    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_ascii_lowercase())
-        .unwrap_or_default();
+    // Read once per process, not at every renewal.
+    static HOSTNAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let hostname = HOSTNAME.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_ascii_lowercase())
+            .unwrap_or_default()
+    });
     let address = format!("{host}:{port}");
     state
         .objects
@@ -144,7 +136,7 @@ async fn renew(state: &State, host: &str, port: u16) -> ApiResult<()> {
                 .as_object_mut();
             if let Some(labels) = labels {
                 labels.insert(IDENTITY_LABEL.into(), "kube-apiserver".into());
-                labels.insert("kubernetes.io/hostname".into(), hostname.clone().into());
+                labels.insert("kubernetes.io/hostname".into(), hostname.as_str().into());
             }
             let annotations = m
                 .entry("annotations")

@@ -275,7 +275,7 @@ impl LeaseRecord {
 }
 
 /// `metav1.MicroTime`: RFC 3339 with six fractional digits.
-fn micro_time(micros: i64) -> String {
+pub(crate) fn micro_time(micros: i64) -> String {
     drover_core::time::format_rfc3339(
         micros.div_euclid(1_000_000),
         Some(micros.rem_euclid(1_000_000) as u32),
