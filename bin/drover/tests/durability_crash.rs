@@ -210,7 +210,7 @@ fn run(cycles: usize, seed: u64) -> (Findings, u64) {
         .enable_all()
         .build()
         .expect("runtime");
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let mut server = Server::start();
     let mut findings = Findings::default();
     let mut model = Model::default();
@@ -240,7 +240,7 @@ fn run(cycles: usize, seed: u64) -> (Findings, u64) {
                 rt.spawn(writer(
                     api.clone(),
                     w,
-                    Rng(rng.next()),
+                    Rng::new(rng.next()),
                     mine,
                     start,
                     Arc::clone(&shared),

@@ -53,7 +53,7 @@ async fn run_client(
     seed: u64,
     clock: Arc<AtomicU64>,
 ) -> Vec<(u64, Entry)> {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let mut api: Api<ConfigMap> =
         Api::default_namespaced(client(&kubeconfig, Some(Duration::from_secs(5))).await);
     let mut known: HashMap<u64, (u64, String)> = HashMap::new();
@@ -143,7 +143,7 @@ fn run(mut server: Server, name: &str, seed: u64) {
     let soak = std::env::var("DROVER_SOAK").as_deref() == Ok("1");
     let rounds = if soak { 60 } else { 8 };
     let kubeconfig = server.kubeconfig();
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let (mut kills_mid_round, mut unknown, mut ops) = (0, 0, 0);
     for round in 0..rounds {
         let clock = Arc::new(AtomicU64::new(0));

@@ -71,7 +71,7 @@ async fn write_phase(
     ops: u64,
     known: Arc<Mutex<HashMap<String, String>>>,
 ) -> Vec<Change> {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let mut changes = Vec::new();
     let pp = PostParams::default();
     for n in 0..ops {
@@ -230,7 +230,7 @@ fn run(mut server: Server, name: &str, seed: u64) {
     let soak = std::env::var("DROVER_SOAK").as_deref() == Ok("1");
     let phases = if soak { 30 } else { 5 };
     let ops = 25;
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let kubeconfig = server.kubeconfig();
     let start: i64 = rt.block_on(async {
         let api: Api<ConfigMap> = Api::default_namespaced(client(&kubeconfig, None).await);

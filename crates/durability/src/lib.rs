@@ -11,4 +11,5 @@
 
 pub mod linearizable;
 pub mod powerloss;
+pub mod replay;
 pub mod watch;
