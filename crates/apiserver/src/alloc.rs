@@ -251,24 +251,30 @@ async fn release_node_port(state: &Arc<State>, port: u16) {
         .await;
 }
 
-/// Frees a deleted service's ClusterIP and node ports.
-pub(crate) async fn release_service(state: &Arc<State>, svc: &Value) {
-    if let Some(ip) = svc
-        .pointer("/spec/clusterIP")
+/// The Service's IPv4 cluster IP, if it has one.
+fn cluster_ip(svc: &Value) -> Option<Ipv4Addr> {
+    svc.pointer("/spec/clusterIP")
         .and_then(Value::as_str)
         .and_then(|s| s.parse().ok())
-    {
-        release_ip(state, ip).await;
-    }
-    for p in svc
-        .pointer("/spec/ports")
+}
+
+/// The node ports the Service's ports hold.
+fn node_ports(svc: &Value) -> impl Iterator<Item = u16> + '_ {
+    svc.pointer("/spec/ports")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-    {
-        if let Some(n) = p.get("nodePort").and_then(Value::as_u64) {
-            release_node_port(state, n as u16).await;
-        }
+        .filter_map(|p| p.get("nodePort").and_then(Value::as_u64))
+        .map(|n| n as u16)
+}
+
+/// Frees a deleted service's ClusterIP and node ports.
+pub(crate) async fn release_service(state: &Arc<State>, svc: &Value) {
+    if let Some(ip) = cluster_ip(svc) {
+        release_ip(state, ip).await;
+    }
+    for n in node_ports(svc) {
+        release_node_port(state, n).await;
     }
 }
 
@@ -376,24 +382,10 @@ async fn observe(state: &Arc<State>) -> ApiResult<Observed> {
             };
             let ns = meta_str(&svc, "namespace").unwrap_or("").to_owned();
             let name = meta_str(&svc, "name").unwrap_or("").to_owned();
-            if let Some(ip) = svc
-                .pointer("/spec/clusterIP")
-                .and_then(Value::as_str)
-                .and_then(|s| s.parse::<Ipv4Addr>().ok())
-                .filter(|ip| cidr.contains(*ip))
-            {
+            if let Some(ip) = cluster_ip(&svc).filter(|ip| cidr.contains(*ip)) {
                 seen.ips_in_use.insert(ip, (ns, name));
             }
-            for p in svc
-                .pointer("/spec/ports")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                if let Some(n) = p.get("nodePort").and_then(Value::as_u64) {
-                    seen.ports_in_use.insert(n as u16);
-                }
-            }
+            seen.ports_in_use.extend(node_ports(&svc));
         }
     }
     if let Some(ip_res) = state
